@@ -1,0 +1,6 @@
+// pg_warden's release version, shared by the utility and the extension.
+#pragma once
+
+namespace warden {
+inline constexpr const char* kVersion = "1.1.0";
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs every Debian package pg_warden needs to build, test, demo and benchmark.
+# Idempotent: packages already present are skipped, so a second run costs one dpkg query.
+# Works as root or through sudo; never creates or starts the distribution's own cluster.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential g++ cmake make pkg-config
+  # server, headers, PGXS, pg_regress/isolation and the TAP modules
+  postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-15-cron
+  postgresql-contrib
+  # libraries
+  libpq-dev zlib1g-dev libzstd-dev libssl-dev libfmt-dev libarchive-dev
+  nlohmann-json3-dev libcli11-dev catch2
+  # test harness
+  libipc-run-perl perl util-linux procps
+)
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# The headers must match the server: an upgraded -dev with an old server is a mismatch.
+srv=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+dev=$(dpkg-query -W -f='${Version}' postgresql-server-dev-15 2>/dev/null || true)
+if [ -n "$dev" ] && [ "$srv" != "$dev" ]; then missing+=(postgresql-15 postgresql-server-dev-15); fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# Debian's postgresql-common would create and start a 'main' cluster on port 5432;
+# pg_warden's harness runs its own throwaway clusters, so switch that off.
+"${SUDO[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.d/pg_warden.conf >/dev/null
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

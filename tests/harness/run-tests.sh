@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# run-tests.sh: every test suite, against throwaway clusters in one temporary directory
+# that is removed on exit, failure or Ctrl-C. Expects `make` to have built everything.
+#   unit       Catch2 through ctest (no server)
+#   regress    pg_regress on regress/sql        (temporary instance, unix socket only)
+#   isolation  pg_isolation_regress on regress/specs
+#   tap        prove on tests/t/*.pl with PostgreSQL::Test::Cluster from the PGXS install
+# Server suites run as the postgres OS account when started as root.
+# Ends with one line: "summary: N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+work=$(mktemp -d /tmp/pg_warden_test.XXXXXX)
+cleanup() {
+  "$root/tests/harness/stop-clusters.sh" "$work"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+chmod 755 "$work"
+
+echo "== install into $work/install"
+bindir=$(tests/harness/tmp-install.sh "$work/install") || { echo "tmp install failed"; exit 1; }
+
+echo "== unit tests (ctest)"
+ctest_out=$(ctest --test-dir build --output-on-failure 2>&1)
+ctest_rc=$?
+echo "$ctest_out" | tail -n 20
+unit_total=$(echo "$ctest_out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
+unit_failed=$(echo "$ctest_out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p')
+unit_total=${unit_total:-0} unit_failed=${unit_failed:-0}
+[ "$ctest_rc" -eq 0 ] || [ "$unit_failed" -gt 0 ] || unit_failed=1
+echo "unit $((unit_total - unit_failed)) $unit_failed" >"$work/results"
+
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R postgres: "$work"
+  as_server_user=(runuser -u postgres --)
+else
+  as_server_user=()
+fi
+"${as_server_user[@]}" env PATH="$bindir:$PATH" WARDEN_BIN="$root/build/utility/warden" \
+  "$root/tests/harness/server-suites.sh" "$work" "$bindir"
+suites_rc=$?
+
+passed=0 failed=0
+while read -r suite p f; do
+  printf '   %-10s %4d passed, %d failed\n' "$suite" "$p" "$f"
+  passed=$((passed + p)); failed=$((failed + f))
+done <"$work/results"
+
+cleanup
+trap - EXIT
+leftover=$(pgrep -f "$work" || true)
+if [ -n "$leftover" ] || [ -e "$work" ]; then
+  echo "harness: a server or the temporary directory was left behind"; failed=$((failed + 1))
+fi
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$suites_rc" -eq 0 ]

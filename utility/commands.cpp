@@ -1,0 +1,52 @@
+#include "commands.hpp"
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+
+namespace warden::cli {
+
+namespace {
+// The action of each leaf subcommand, found again after parsing.
+std::map<const CLI::App*, std::function<int()>>& actions()
+{
+    static std::map<const CLI::App*, std::function<int()>> table;
+    return table;
+}
+
+int run_leaf(CLI::App* app)
+{
+    for (CLI::App* sub : app->get_subcommands())
+        return run_leaf(sub);
+    auto it = actions().find(app);
+    if (it == actions().end())
+        throw CLI::CallForHelp();
+    return it->second();
+}
+}  // namespace
+
+void add_connection_option(CLI::App* cmd, ConnectionOptions& opts)
+{
+    cmd->add_option("-d,--dbname", opts.conninfo,
+                    "conninfo string or postgresql:// URI (default: $DATABASE_URL, then PG* "
+                    "variables)");
+}
+
+void on_run(CLI::App* cmd, std::function<int()> action) { actions()[cmd] = std::move(action); }
+
+void register_commands(CLI::App& app)
+{
+    (void) app;
+}
+
+int run_selected(CLI::App& app)
+{
+    try {
+        return run_leaf(&app);
+    } catch (const CLI::CallForHelp& e) {
+        app.exit(e);
+        return 2;
+    }
+}
+
+}  // namespace warden::cli

@@ -1,0 +1,49 @@
+// A libpq connection owned by C++: connects the way every libpq client does.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace warden {
+
+struct PGconnDeleter {
+    void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct PGresultDeleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, PGresultDeleter>;
+
+class Connection {
+public:
+    // conninfo: a conninfo string or URI; empty means $DATABASE_URL if set, otherwise
+    // libpq's defaults (PG* variables, .pgpass, service file). Throws warden::Error with
+    // libpq's reason on failure. replication=true opens a physical replication connection.
+    explicit Connection(const std::string& conninfo, bool replication = false,
+                        const std::string& application_name = "warden");
+
+    PGconn* get() const { return conn_.get(); }
+
+    // Runs a command; throws warden::Error (with the server's SQLSTATE) unless it succeeds.
+    ResultPtr exec(const std::string& sql);
+    ResultPtr exec_params(const std::string& sql, const std::vector<std::string>& params);
+
+    // The connection string with any password replaced by "********", for logs and
+    // catalogs.
+    std::string masked_conninfo() const;
+
+private:
+    std::unique_ptr<PGconn, PGconnDeleter> conn_;
+    std::string conninfo_;
+};
+
+// Throws warden::Error built from a failed result (SQLSTATE, message, detail, hint).
+[[noreturn]] void throw_result_error(const PGresult* res, PGconn* conn);
+
+// The same masking for any conninfo string or URI.
+std::string mask_conninfo(const std::string& conninfo);
+
+}  // namespace warden
