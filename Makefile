@@ -62,6 +62,7 @@ demo: setup
 	$(MAKE) all
 	scripts/demo.sh
 
-bench: setup
+bench:
+	scripts/install-deps.sh --bench
 	$(MAKE) all
 	bench/run-all.sh

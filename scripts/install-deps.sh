@@ -17,6 +17,16 @@ PACKAGES=(
   libipc-run-perl perl util-linux procps
 )
 
+# Tools only the benchmarks compare against (make bench passes --bench).
+BENCH_PACKAGES=(
+  hyperfine nodejs npm
+)
+# npm packages the benchmarks compare against, installed under build/bench-node.
+BENCH_NPM_PACKAGES=(
+)
+
+if [ "${1:-}" = "--bench" ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi
+
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "install-deps: need root or sudo" >&2; exit 1; }
@@ -32,8 +42,17 @@ srv=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
 dev=$(dpkg-query -W -f='${Version}' postgresql-server-dev-15 2>/dev/null || true)
 if [ -n "$dev" ] && [ "$srv" != "$dev" ]; then missing+=(postgresql-15 postgresql-server-dev-15); fi
 
+install_npm() {
+  [ "${1:-}" = "--bench" ] && [ ${#BENCH_NPM_PACKAGES[@]} -gt 0 ] || return 0
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/build/bench-node"
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --silent --no-audit --no-fund "${BENCH_NPM_PACKAGES[@]}" >/dev/null)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
+  install_npm "${1:-}"
   exit 0
 fi
 
@@ -45,4 +64,5 @@ echo "create_main_cluster = false" | "${SUDO[@]}" tee /etc/postgresql-common/cre
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_npm "${1:-}"
 echo "install-deps: done"

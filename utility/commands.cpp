@@ -1,8 +1,6 @@
 #include "commands.hpp"
 
-#include <cstdlib>
 #include <map>
-#include <memory>
 
 namespace warden::cli {
 
@@ -34,9 +32,24 @@ void add_connection_option(CLI::App* cmd, ConnectionOptions& opts)
 
 void on_run(CLI::App* cmd, std::function<int()> action) { actions()[cmd] = std::move(action); }
 
+namespace {
+std::multimap<int, void (*)(CLI::App&)>& groups()
+{
+    static std::multimap<int, void (*)(CLI::App&)> table;
+    return table;
+}
+}  // namespace
+
+bool add_command_group(int order, void (*add)(CLI::App&))
+{
+    groups().emplace(order, add);
+    return true;
+}
+
 void register_commands(CLI::App& app)
 {
-    (void) app;
+    for (const auto& [order, add] : groups())
+        add(app);
 }
 
 int run_selected(CLI::App& app)

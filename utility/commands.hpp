@@ -25,7 +25,12 @@ void add_connection_option(CLI::App* cmd, ConnectionOptions& opts);
 // Sets the action a parsed subcommand runs; it returns the process exit code.
 void on_run(CLI::App* cmd, std::function<int()> action);
 
-// Registers every command group below.
+// Each command group registers itself from its own file, at static initialisation:
+//   static const bool registered = warden::cli::add_command_group(30, add_backup_commands);
+// `order` fixes where the group appears in `warden --help`.
+bool add_command_group(int order, void (*add)(CLI::App&));
+
+// Adds every registered group to the application, in order.
 void register_commands(CLI::App& app);
 int run_selected(CLI::App& app);
 

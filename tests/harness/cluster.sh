@@ -19,6 +19,8 @@ start)
   [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
   as_server_user "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log"
   cat "$here/test.conf" >>"$dir/data/postgresql.conf"
+  # WARDEN_EXTRA_CONF: a file of settings appended last (benchmarks turn fsync back on).
+  [ -n "${WARDEN_EXTRA_CONF:-}" ] && cat "$WARDEN_EXTRA_CONF" >>"$dir/data/postgresql.conf"
   port=${WARDEN_PORT:-$((20000 + RANDOM % 20000))}
   as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir/socket -c listen_addresses=''" start >/dev/null

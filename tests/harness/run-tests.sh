@@ -24,7 +24,7 @@ echo "== install into $work/install"
 bindir=$(tests/harness/tmp-install.sh "$work/install") || { echo "tmp install failed"; exit 1; }
 
 echo "== unit tests (ctest)"
-ctest_out=$(ctest --test-dir build --output-on-failure 2>&1)
+ctest_out=$(ctest --test-dir build --output-on-failure ${ONLY:+-R "$ONLY"} 2>&1)
 ctest_rc=$?
 echo "$ctest_out" | tail -n 20
 unit_total=$(echo "$ctest_out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
@@ -39,7 +39,7 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   as_server_user=()
 fi
-"${as_server_user[@]}" env PATH="$bindir:$PATH" WARDEN_BIN="$root/build/utility/warden" \
+"${as_server_user[@]}" env PATH="$bindir:$PATH" ONLY="${ONLY:-}" WARDEN_BIN="$root/build/utility/warden" \
   "$root/tests/harness/server-suites.sh" "$work" "$bindir"
 suites_rc=$?
 

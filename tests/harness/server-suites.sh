@@ -17,7 +17,9 @@ count_regress() {
   echo "$suite $ok $bad" >>"$work/results"
 }
 
-regress_tests=$(cd "$root/regress/sql" 2>/dev/null && ls *.sql 2>/dev/null | sed 's/\.sql$//')
+# ONLY=regex narrows every suite to the tests whose names match (e.g. ONLY='ledger|bridge').
+only=${ONLY:-.}
+regress_tests=$(cd "$root/regress/sql" 2>/dev/null && ls *.sql 2>/dev/null | sed 's/\.sql$//' | grep -E "$only")
 if [ -n "$regress_tests" ]; then
   echo "== pg_regress"
   mkdir -p "$work/regress"
@@ -31,7 +33,7 @@ if [ -n "$regress_tests" ]; then
   count_regress "$work/regress/out" regress
 fi
 
-specs=$(cd "$root/regress/specs" 2>/dev/null && ls *.spec 2>/dev/null | sed 's/\.spec$//')
+specs=$(cd "$root/regress/specs" 2>/dev/null && ls *.spec 2>/dev/null | sed 's/\.spec$//' | grep -E "$only")
 if [ -n "$specs" ]; then
   echo "== pg_isolation_regress"
   mkdir -p "$work/isolation"
@@ -45,12 +47,13 @@ if [ -n "$specs" ]; then
   count_regress "$work/isolation/out" isolation
 fi
 
-if ls "$root"/tests/t/*.pl >/dev/null 2>&1; then
+tap_files=$(ls "$root"/tests/t/*.pl 2>/dev/null | grep -E "$only")
+if [ -n "$tap_files" ]; then
   echo "== TAP (prove)"
   mkdir -p "$work/tap"
   ( cd "$work/tap" &&
     PG_REGRESS="$pgxs/test/regress/pg_regress" TEMP_CONFIG="$conf" TESTDIR="$work/tap" \
-    WARDEN_ROOT="$root" prove -I "$pgxs/test/perl" -I "$root/tests/t" "$root"/tests/t/*.pl ) \
+    WARDEN_ROOT="$root" prove -I "$pgxs/test/perl" -I "$root/tests/t" $tap_files ) \
     2>&1 | tee "$work/tap/out"
   if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     rc=1
