@@ -9,7 +9,6 @@
 extern "C" {
 #include "access/xact.h"
 #include "commands/trigger.h"
-#include "utils/rel.h"
 }
 
 namespace {
@@ -55,8 +54,8 @@ WARDEN_FUNCTION(warden_audit_log_guard)
                                                             : "INSERT";
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("warden.audit_log is append-only"),
-                        errdetail("%s on %s is refused for every role.", op,
-                                  RelationGetRelationName(trigger->tg_relation)),
+                        errdetail("%s is refused for every role, on the log and on each of its "
+                                  "partitions.", op),
                         errhint("Old audit rows are removed by warden.cleanup_audit().")));
     }
     if (!TRIGGER_FIRED_FOR_ROW(event))
