@@ -111,10 +111,43 @@ LEFT JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound,
                                           $re$FROM \('([^']+)'\) TO \('([^']+)'\)$re$) AS b(m) ON true
 WHERE i.inhparent = 'warden.audit_log'::regclass;
 
--- Creates the partitions covering now .. now + partitions_ahead intervals, plus any
--- range for which rows were caught by the default partition (those rows are moved into
--- their partition). Returns the number of partitions created. Takes the parent's lock
--- first with a short lock_timeout; a busy log is left for the next run.
+-- Adds the partition [lo, hi), moving into it any rows the default partition caught for
+-- that range. Takes the parent's lock first (callers set a short lock_timeout and catch
+-- lock_not_available). Runs as the caller of the SECURITY DEFINER routines below; not
+-- granted to anyone.
+CREATE FUNCTION warden._audit_add_partition(lo timestamptz, hi timestamptz) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    part_name text := 'audit_log_p' || pg_catalog.to_char(lo AT TIME ZONE 'UTC',
+        CASE WHEN (lo AT TIME ZONE 'UTC')::time = '00:00' THEN 'YYYYMMDD' ELSE 'YYYYMMDD_HH24MISS' END);
+BEGIN
+    -- Parent first, like every DDL on the log, so that no two of them deadlock.
+    LOCK TABLE warden.audit_log IN ACCESS EXCLUSIVE MODE;
+    IF EXISTS (SELECT FROM warden.audit_log_default WHERE logged_at >= lo AND logged_at < hi) THEN
+        EXECUTE pg_catalog.format('CREATE TABLE warden.%I (LIKE warden.audit_log)', part_name);
+        PERFORM warden._audit_retention_mode(true);
+        EXECUTE pg_catalog.format(
+            'WITH moved AS (DELETE FROM warden.audit_log_default WHERE logged_at >= $1 AND logged_at < $2 RETURNING *)
+             INSERT INTO warden.%I SELECT * FROM moved', part_name) USING lo, hi;
+        PERFORM warden._audit_retention_mode(false);
+        EXECUTE pg_catalog.format('ALTER TABLE warden.audit_log ATTACH PARTITION warden.%I FOR VALUES FROM (%L) TO (%L)',
+                                  part_name, lo, hi);
+    ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE warden.%I PARTITION OF warden.audit_log FOR VALUES FROM (%L) TO (%L)',
+                                  part_name, lo, hi);
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON warden.%I
+         FOR EACH STATEMENT EXECUTE FUNCTION warden.audit_log_guard()', part_name);
+END
+$fn$;
+
+-- Creates the partitions covering now .. now + partitions_ahead intervals, and one for
+-- each range for which the default partition caught rows (those rows move into it).
+-- Returns the number of partitions created. A busy log (the parent's lock not granted
+-- within lock_timeout_ms) is left for the next run.
 CREATE FUNCTION warden.audit_create_partitions() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -126,23 +159,29 @@ DECLARE
     lo         timestamptz;
     hi         timestamptz;
     target     timestamptz;
-    nxt        timestamptz;
     covered_hi timestamptz;
-    part_name  text;
-    default_lo timestamptz;
     created    integer := 0;
 BEGIN
     SELECT * INTO STRICT s FROM warden.audit_settings;
     PERFORM pg_catalog.set_config('lock_timeout', s.lock_timeout_ms || 'ms', true);
 
-    SELECT min(logged_at) INTO default_lo FROM warden.audit_log_default;
-    lo := pg_catalog.date_bin(s.partition_interval, least(pg_catalog.now(), default_lo), origin);
-    target := pg_catalog.now() + s.partition_interval * s.partitions_ahead;
-    IF default_lo IS NOT NULL THEN
-        target := greatest(target,
-            (SELECT max(logged_at) FROM warden.audit_log_default) + s.partition_interval);
-    END IF;
+    FOR lo IN SELECT DISTINCT pg_catalog.date_bin(s.partition_interval, d.logged_at, origin)
+              FROM warden.audit_log_default d ORDER BY 1 LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM warden.audit_partitions p WHERE p.range_start <= lo AND lo < p.range_end);
+        hi := coalesce((SELECT min(p.range_start) FROM warden.audit_partitions p
+                        WHERE p.range_start > lo AND p.range_start < lo + s.partition_interval),
+                       lo + s.partition_interval);
+        BEGIN
+            PERFORM warden._audit_add_partition(lo, hi);
+            created := created + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE NOTICE 'pg_warden: warden.audit_log is busy; partitions left for the next run';
+            RETURN created;
+        END;
+    END LOOP;
 
+    lo := pg_catalog.date_bin(s.partition_interval, pg_catalog.now(), origin);
+    target := pg_catalog.now() + s.partition_interval * s.partitions_ahead;
     WHILE lo < target LOOP
         SELECT p.range_end INTO covered_hi FROM warden.audit_partitions p
         WHERE p.range_start <= lo AND lo < p.range_end;
@@ -150,35 +189,14 @@ BEGIN
             lo := covered_hi;
             CONTINUE;
         END IF;
-        hi := lo + s.partition_interval;
-        SELECT min(p.range_start) INTO nxt FROM warden.audit_partitions p
-        WHERE p.range_start > lo AND p.range_start < hi;
-        hi := coalesce(nxt, hi);
-
-        part_name := 'audit_log_p' || pg_catalog.to_char(lo AT TIME ZONE 'UTC',
-            CASE WHEN (lo AT TIME ZONE 'UTC')::time = '00:00' THEN 'YYYYMMDD' ELSE 'YYYYMMDD_HH24MISS' END);
+        hi := coalesce((SELECT min(p.range_start) FROM warden.audit_partitions p
+                        WHERE p.range_start > lo AND p.range_start < lo + s.partition_interval),
+                       lo + s.partition_interval);
         BEGIN
-            -- Parent first, like every DDL on the log, so that no two of them deadlock.
-            LOCK TABLE warden.audit_log IN ACCESS EXCLUSIVE MODE;
-            IF EXISTS (SELECT FROM warden.audit_log_default WHERE logged_at >= lo AND logged_at < hi) THEN
-                EXECUTE pg_catalog.format('CREATE TABLE warden.%I (LIKE warden.audit_log)', part_name);
-                PERFORM warden._audit_retention_mode(true);
-                EXECUTE pg_catalog.format(
-                    'WITH moved AS (DELETE FROM warden.audit_log_default WHERE logged_at >= $1 AND logged_at < $2 RETURNING *)
-                     INSERT INTO warden.%I SELECT * FROM moved', part_name) USING lo, hi;
-                PERFORM warden._audit_retention_mode(false);
-                EXECUTE pg_catalog.format('ALTER TABLE warden.audit_log ATTACH PARTITION warden.%I FOR VALUES FROM (%L) TO (%L)',
-                                          part_name, lo, hi);
-            ELSE
-                EXECUTE pg_catalog.format('CREATE TABLE warden.%I PARTITION OF warden.audit_log FOR VALUES FROM (%L) TO (%L)',
-                                          part_name, lo, hi);
-            END IF;
-            EXECUTE pg_catalog.format(
-                'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON warden.%I
-                 FOR EACH STATEMENT EXECUTE FUNCTION warden.audit_log_guard()', part_name);
+            PERFORM warden._audit_add_partition(lo, hi);
             created := created + 1;
         EXCEPTION WHEN lock_not_available THEN
-            RAISE NOTICE 'pg_warden: warden.audit_log is busy; partition % left for the next run', part_name;
+            RAISE NOTICE 'pg_warden: warden.audit_log is busy; partitions left for the next run';
             RETURN created;
         END;
         lo := hi;
@@ -237,6 +255,7 @@ BEGIN
                      WHERE a.logged_at < $1 - coalesce(t.retention, $2) LIMIT $3))',
                 p.partition, p.partition) USING v_now, v_default, s.trim_batch_size;
             GET DIAGNOSTICS n = ROW_COUNT;
+            EXIT WHEN n = 0;
             removed := removed + n;
             batches := batches + 1;
             EXIT WHEN n < s.trim_batch_size;
