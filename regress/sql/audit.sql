@@ -210,6 +210,16 @@ SELECT has_table_privilege('warden_monitor', 'warden.audit_daily_counts', 'SELEC
        has_table_privilege('warden_monitor', 'warden.audit_log', 'SELECT') AS monitor_log,
        has_table_privilege('warden_app', 'warden.audit_log', 'SELECT') AS app_log;
 
+-- With an index on the log (optional, for frequent history reads) the trigger, which
+-- inserts below the executor, maintains it too.
+CREATE INDEX audit_log_key ON warden.audit_log (table_name, record_key);
+INSERT INTO memberships VALUES (5, 6, 'indexed');
+SET enable_seqscan = off;
+SELECT count(*) AS found_by_index FROM warden.audit_log
+WHERE table_name = 'memberships' AND record_key = '{"user_id": 5, "role_id": 6}';
+RESET enable_seqscan;
+DROP INDEX warden.audit_log_key;
+
 DROP TABLE accounts, memberships, notes, misuse CASCADE;
 DROP VIEW events;
 DROP OWNED BY regress_audit_app;
