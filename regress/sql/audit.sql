@@ -197,6 +197,21 @@ SELECT warden.cleanup_audit();
 RESET ROLE;
 SELECT session_user_name, current_user_name, actor FROM warden.audit_log WHERE record_key = '{"id": 7}';
 
+-- A table owner who is a member of warden_admin (not a superuser) enables auditing.
+CREATE ROLE regress_audit_owner;
+GRANT warden_admin TO regress_audit_owner;
+GRANT CREATE ON SCHEMA public TO regress_audit_owner;
+SET ROLE regress_audit_owner;
+CREATE TABLE owned (id int PRIMARY KEY, secret text);
+SELECT warden.enable_audit('owned', '{secret}');
+INSERT INTO owned VALUES (1, 's');
+SELECT op, new_values, current_user_name FROM warden.audit_log WHERE table_name = 'owned';
+SELECT warden.disable_audit('owned');
+DROP TABLE owned;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_audit_owner;
+DROP ROLE regress_audit_owner;
+
 -- warden.* settings other than the defined ones are still refused.
 SET warden.actr = 'typo';
 \echo :LAST_ERROR_SQLSTATE

@@ -62,8 +62,10 @@ CREATE TABLE warden.audit_log (
 -- audit_create_partitions moves such rows into proper partitions later.
 CREATE TABLE warden.audit_log_default PARTITION OF warden.audit_log DEFAULT;
 
-SELECT pg_catalog.pg_extension_config_dump('warden.audit_settings', '');
-SELECT pg_catalog.pg_extension_config_dump('warden.audit_tables', '');
+-- pg_dump keeps the events (partitions made later are not extension members and are
+-- dumped anyway). The settings row and audit_tables are not dumped: CREATE EXTENSION
+-- recreates the former, and the latter is keyed by OIDs that a restore changes (the
+-- audit triggers themselves come back with their tables).
 SELECT pg_catalog.pg_extension_config_dump('warden.audit_log_default', '');
 
 -- The row trigger and the statement-level TRUNCATE trigger (one C function for both).
