@@ -70,6 +70,8 @@ WHERE range_end <= now() - interval '365 days';
 -- with an items row that is kept, so it is trimmed by DELETE.
 SELECT warden.set_audit_retention('logins', '30 days');
 SELECT warden.cleanup_audit() AS removed;
+-- Partitions trimmed for a retention are remembered and not scanned again for it.
+SELECT count(*) > 0 AS progress_recorded FROM warden.audit_trim_progress WHERE retention = '30 days';
 
 -- An explicit retention replaces the default for one call; overrides still apply.
 SELECT warden.cleanup_audit('5 days') AS removed;

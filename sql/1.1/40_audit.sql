@@ -35,6 +35,15 @@ CREATE TABLE warden.audit_tables (
     disabled_at     timestamptz
 );
 
+-- How far retention has trimmed each partition, per retention class, so that a
+-- partition is not scanned again for rows it no longer has.
+CREATE TABLE warden.audit_trim_progress (
+    partition_oid  oid NOT NULL,
+    retention      interval NOT NULL,
+    trimmed_before timestamptz NOT NULL,
+    PRIMARY KEY (partition_oid, retention)
+);
+
 -- The log. logged_at is the clock time of the write (the partition key); the statement
 -- and transaction start times are kept beside it.
 CREATE TABLE warden.audit_log (
@@ -226,6 +235,8 @@ DECLARE
     longest    interval;
     shortest   interval;
     p          record;
+    r          interval;
+    cutoff     timestamptz;
     doomed     regclass[] := '{}';
     n          bigint;
     in_doomed  bigint := 0;
@@ -243,24 +254,44 @@ BEGIN
     SELECT greatest(v_default, max(t.retention)), least(v_default, min(t.retention))
       INTO longest, shortest FROM warden.audit_tables t;
 
-    -- Straddling partitions: some rows expired, not all.
+    -- Straddling partitions: some rows expired, not all. They are trimmed per retention
+    -- class (the default and each override); a partition already trimmed up to a class's
+    -- cutoff is not scanned again for it.
+    DELETE FROM warden.audit_trim_progress g
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = g.partition_oid);
     PERFORM warden._audit_retention_mode(true);
     FOR p IN SELECT * FROM warden.audit_partitions
              WHERE range_start IS NULL
                 OR (range_start < v_now - shortest AND range_end > v_now - longest)
              ORDER BY range_start NULLS FIRST LOOP
-        LOOP
-            EXIT WHEN batches >= s.trim_max_batches;
-            EXECUTE pg_catalog.format(
-                'DELETE FROM %s WHERE ctid = ANY (ARRAY(
-                     SELECT a.ctid FROM %s a LEFT JOIN warden.audit_tables t ON t.relid = a.relid
-                     WHERE a.logged_at < $1 - coalesce(t.retention, $2) LIMIT $3))',
-                p.partition, p.partition) USING v_now, v_default, s.trim_batch_size;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            EXIT WHEN n = 0;
-            removed := removed + n;
-            batches := batches + 1;
-            EXIT WHEN n < s.trim_batch_size;
+        FOR r IN SELECT DISTINCT c.x FROM (SELECT v_default UNION ALL SELECT t.retention FROM warden.audit_tables t
+                                           WHERE t.retention IS NOT NULL) AS c(x) LOOP
+            cutoff := v_now - r;
+            CONTINUE WHEN p.range_start >= cutoff;
+            CONTINUE WHEN p.range_start IS NOT NULL AND EXISTS (
+                SELECT FROM warden.audit_trim_progress g
+                WHERE g.partition_oid = p.partition::oid AND g.retention = r
+                  AND g.trimmed_before >= least(cutoff, p.range_end));
+            LOOP
+                EXIT WHEN batches >= s.trim_max_batches;
+                EXECUTE pg_catalog.format(
+                    'DELETE FROM %s WHERE ctid = ANY (ARRAY(
+                         SELECT a.ctid FROM %s a LEFT JOIN warden.audit_tables t ON t.relid = a.relid
+                         WHERE a.logged_at < $1 AND coalesce(t.retention, $2) = $3 LIMIT $4))',
+                    p.partition, p.partition) USING cutoff, v_default, r, s.trim_batch_size;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                removed := removed + n;
+                IF n > 0 THEN
+                    batches := batches + 1;
+                END IF;
+                IF n < s.trim_batch_size THEN
+                    IF p.range_start IS NOT NULL THEN
+                        INSERT INTO warden.audit_trim_progress AS g VALUES (p.partition, r, least(cutoff, p.range_end))
+                        ON CONFLICT ON CONSTRAINT audit_trim_progress_pkey DO UPDATE SET trimmed_before = EXCLUDED.trimmed_before;
+                    END IF;
+                    EXIT;
+                END IF;
+            END LOOP;
         END LOOP;
     END LOOP;
     PERFORM warden._audit_retention_mode(false);
@@ -281,6 +312,7 @@ BEGIN
                 EXECUTE pg_catalog.format('ALTER TABLE warden.audit_log DETACH PARTITION %s', doomed[i]);
                 EXECUTE pg_catalog.format('DROP TABLE %s', doomed[i]);
             END LOOP;
+            DELETE FROM warden.audit_trim_progress WHERE partition_oid = ANY (doomed::oid[]);
             removed := removed + in_doomed;
         EXCEPTION WHEN lock_not_available THEN
             RAISE NOTICE 'pg_warden: warden.audit_log is busy; % expired partition(s) left for the next run',
@@ -503,7 +535,8 @@ GROUP BY 1, 2, 3;
 -- Privileges: the log is read by admins; monitors see counts only; nobody writes to it
 -- but the trigger (which inserts below the privilege system) and the SECURITY DEFINER
 -- routines above.
-REVOKE ALL ON warden.audit_log, warden.audit_log_default, warden.audit_tables, warden.audit_settings FROM PUBLIC;
+REVOKE ALL ON warden.audit_log, warden.audit_log_default, warden.audit_tables, warden.audit_settings,
+    warden.audit_trim_progress FROM PUBLIC;
 GRANT SELECT ON warden.audit_log, warden.audit_tables, warden.audit_settings, warden.audit_partitions,
                 warden.audit_recent, warden.audit_row_history, warden.audit_daily_counts TO warden_admin;
 GRANT INSERT, UPDATE ON warden.audit_tables TO warden_admin;
