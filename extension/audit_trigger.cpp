@@ -480,8 +480,9 @@ WARDEN_FUNCTION(warden_audit_trigger)
                         errmsg("warden.audit_trigger() must be called as a trigger")));
     TriggerData* trigdata = (TriggerData*) fcinfo->context;
     TriggerEvent tg_event = trigdata->tg_event;
-    if (!TRIGGER_FIRED_AFTER(tg_event) ||
-        TRIGGER_FIRED_FOR_ROW(tg_event) == TRIGGER_FIRED_BY_TRUNCATE(tg_event))
+    bool for_row = TRIGGER_FIRED_FOR_ROW(tg_event) != 0;
+    bool by_truncate = TRIGGER_FIRED_BY_TRUNCATE(tg_event) != 0;
+    if (!TRIGGER_FIRED_AFTER(tg_event) || for_row == by_truncate)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("warden.audit_trigger() must fire AFTER, FOR EACH ROW on INSERT, UPDATE or "
                                "DELETE, FOR EACH STATEMENT on TRUNCATE"),
@@ -492,7 +493,7 @@ WARDEN_FUNCTION(warden_audit_trigger)
     Event event = {};
     event.key_null = event.old_null = event.new_null = event.excluded_null = true;
 
-    if (TRIGGER_FIRED_BY_TRUNCATE(tg_event)) {
+    if (by_truncate) {
         event.op = "TRUNCATE";
     } else if (TRIGGER_FIRED_BY_INSERT(tg_event)) {
         TupleTableSlot* slot = trigdata->tg_trigslot;
