@@ -1,6 +1,7 @@
 -- The audit trigger: every operation, excluded columns, no-op updates, composite and
 -- missing primary keys, TRUNCATE, the actor, validation and tampering.
 CREATE EXTENSION pg_warden;
+\set SHOW_CONTEXT never
 SET client_min_messages = notice;
 
 -- What an event looks like, without the columns that vary from run to run.

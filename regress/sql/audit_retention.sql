@@ -2,6 +2,7 @@
 -- partition covers the time, and retention (whole partitions dropped, straddling ones
 -- trimmed in bounded batches, per-table overrides).
 CREATE EXTENSION pg_warden;
+\set SHOW_CONTEXT never
 CREATE TABLE items (id int PRIMARY KEY, v text);
 CREATE TABLE logins (id int PRIMARY KEY, v text);
 SELECT warden.enable_audit('items'), warden.enable_audit('logins');

@@ -123,10 +123,10 @@ LEFT JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound,
 WHERE i.inhparent = 'warden.audit_log'::regclass;
 
 -- Adds the partition [lo, hi), moving into it any rows the default partition caught for
--- that range. Takes the parent's lock first (callers set a short lock_timeout and catch
--- lock_not_available). Runs as the caller of the SECURITY DEFINER routines below; not
--- granted to anyone.
-CREATE FUNCTION warden._audit_add_partition(lo timestamptz, hi timestamptz) RETURNS void
+-- that range; returns false if another run made an overlapping one first. Takes the
+-- parent's lock first (callers set a short lock_timeout and catch lock_not_available).
+-- Runs as the caller of the SECURITY DEFINER routines below; not granted to anyone.
+CREATE FUNCTION warden._audit_add_partition(lo timestamptz, hi timestamptz) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -136,6 +136,10 @@ DECLARE
 BEGIN
     -- Parent first, like every DDL on the log, so that no two of them deadlock.
     LOCK TABLE warden.audit_log IN ACCESS EXCLUSIVE MODE;
+    -- Another run may have created it while this one waited for the lock.
+    IF EXISTS (SELECT FROM warden.audit_partitions p WHERE p.range_start < hi AND p.range_end > lo) THEN
+        RETURN false;
+    END IF;
     IF EXISTS (SELECT FROM warden.audit_log_default WHERE logged_at >= lo AND logged_at < hi) THEN
         EXECUTE pg_catalog.format('CREATE TABLE warden.%I (LIKE warden.audit_log)', part_name);
         PERFORM warden._audit_retention_mode(true);
@@ -152,6 +156,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON warden.%I
          FOR EACH STATEMENT EXECUTE FUNCTION warden.audit_log_guard()', part_name);
+    RETURN true;
 END
 $fn$;
 
@@ -183,8 +188,9 @@ BEGIN
                         WHERE p.range_start > lo AND p.range_start < lo + s.partition_interval),
                        lo + s.partition_interval);
         BEGIN
-            PERFORM warden._audit_add_partition(lo, hi);
-            created := created + 1;
+            IF warden._audit_add_partition(lo, hi) THEN
+                created := created + 1;
+            END IF;
         EXCEPTION WHEN lock_not_available THEN
             RAISE NOTICE 'pg_warden: warden.audit_log is busy; partitions left for the next run';
             RETURN created;
@@ -204,8 +210,9 @@ BEGIN
                         WHERE p.range_start > lo AND p.range_start < lo + s.partition_interval),
                        lo + s.partition_interval);
         BEGIN
-            PERFORM warden._audit_add_partition(lo, hi);
-            created := created + 1;
+            IF warden._audit_add_partition(lo, hi) THEN
+                created := created + 1;
+            END IF;
         EXCEPTION WHEN lock_not_available THEN
             RAISE NOTICE 'pg_warden: warden.audit_log is busy; partitions left for the next run';
             RETURN created;
@@ -240,7 +247,6 @@ DECLARE
     cutoff     timestamptz;
     doomed     regclass[] := '{}';
     n          bigint;
-    in_doomed  bigint := 0;
     removed    bigint := 0;
     batches    integer := 0;
 BEGIN
@@ -265,6 +271,7 @@ BEGIN
              WHERE range_start IS NULL
                 OR (range_start < v_now - shortest AND range_end > v_now - longest)
              ORDER BY range_start NULLS FIRST LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_inherits WHERE inhrelid = p.partition);
         FOR r IN SELECT DISTINCT c.x FROM (SELECT v_default UNION ALL SELECT t.retention FROM warden.audit_tables t
                                            WHERE t.retention IS NOT NULL) AS c(x) LOOP
             cutoff := v_now - r;
@@ -301,26 +308,30 @@ BEGIN
     -- rows are counted from the statistics VACUUM keeps (exact when VACUUM last read the
     -- whole partition, as it does for a closed insert-only one; autovacuum does so by
     -- itself): counting by reading them all would cost what dropping partitions saves.
-    -- A partition never vacuumed nor analyzed is counted by reading it.
+    -- A partition never vacuumed nor analyzed is counted by reading it (under the lock:
+    -- nothing can drop it meanwhile).
     FOR p IN SELECT * FROM warden.audit_partitions
              WHERE range_end <= v_now - longest ORDER BY range_start LOOP
-        n := CASE WHEN p.estimated_rows >= 0 THEN p.estimated_rows END;
-        IF n IS NULL THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM %s', p.partition) INTO n;
-        END IF;
-        in_doomed := in_doomed + n;
         doomed := doomed || p.partition;
     END LOOP;
     IF cardinality(doomed) > 0 THEN
         BEGIN
             LOCK TABLE warden.audit_log IN ACCESS EXCLUSIVE MODE;
             FOR i IN 1 .. cardinality(doomed) LOOP
+                -- Another run may have dropped it while this one waited for the lock.
+                CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_inherits
+                                          WHERE inhrelid = doomed[i] AND inhparent = 'warden.audit_log'::regclass);
                 EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', doomed[i]);
+                SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n
+                FROM pg_catalog.pg_class c WHERE c.oid = doomed[i];
+                IF n IS NULL THEN
+                    EXECUTE pg_catalog.format('SELECT count(*) FROM %s', doomed[i]) INTO n;
+                END IF;
                 EXECUTE pg_catalog.format('ALTER TABLE warden.audit_log DETACH PARTITION %s', doomed[i]);
                 EXECUTE pg_catalog.format('DROP TABLE %s', doomed[i]);
+                removed := removed + n;
             END LOOP;
             DELETE FROM warden.audit_trim_progress WHERE partition_oid = ANY (doomed::oid[]);
-            removed := removed + in_doomed;
         EXCEPTION WHEN lock_not_available THEN
             RAISE NOTICE 'pg_warden: warden.audit_log is busy; % expired partition(s) left for the next run',
                 cardinality(doomed);
@@ -555,4 +566,3 @@ GRANT EXECUTE ON FUNCTION warden.audit_trigger(), warden.enable_audit(regclass, 
     warden.audit_partition_for(timestamptz), warden.audit_history(regclass, jsonb) TO warden_admin;
 GRANT EXECUTE ON PROCEDURE warden.audit_maintenance() TO warden_admin;
 GRANT EXECUTE ON FUNCTION warden.set_actor(text) TO warden_app, warden_admin;
-GRANT EXECUTE ON FUNCTION warden.audit_log_guard() TO warden_admin;
