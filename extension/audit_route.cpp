@@ -28,6 +28,18 @@ void forget_audit_log(Datum, Oid relid)
         audit_log_oid = InvalidOid;
 }
 
+// Once per backend: the server log says that maintenance is behind.
+void warn_default_partition(TimestampTz ts)
+{
+    static bool warned = false;
+    if (warned)
+        return;
+    warned = true;
+    ereport(LOG, (errmsg("pg_warden: no partition of warden.audit_log covers %s; audit rows go to "
+                         "warden.audit_log_default", timestamptz_to_str(ts)),
+                  errhint("CALL warden.audit_maintenance() creates the partitions and moves the rows.")));
+}
+
 Oid lock_audit_log()
 {
     Oid oid = audit_log_oid;
@@ -69,8 +81,10 @@ Oid warden_audit_route(TimestampTz ts, Relation* parent_out)
                                                        bounds, 1, &value, &equal);
             index = bounds->indexes[offset + 1];
         }
-        if (index < 0)
+        if (index < 0) {
             index = bounds->default_index;
+            warn_default_partition(ts);
+        }
     }
     if (index < 0)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
