@@ -116,6 +116,20 @@ INSERT INTO notes VALUES ('hello', 'ann');
 UPDATE notes SET body = 'hello!';
 SELECT op, record_key, old_values, new_values FROM events WHERE table_name = 'notes';
 
+-- Values of every kind are converted as to_jsonb() converts them.
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TYPE point2 AS (x int, y int);
+CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE TABLE kinds (id uuid PRIMARY KEY, s smallint, f float8, n numeric, c char(3), vc varchar(5),
+                    j json, b bytea, ip inet, iv interval, ts timestamp, tz timestamptz, m mood,
+                    p point2, d positive, arr int[]);
+SELECT warden.enable_audit('kinds');
+INSERT INTO kinds VALUES ('00000000-0000-0000-0000-000000000001', -2, 1.5, 'NaN', 'ab', 'xyz',
+                          '{"k": [1, 2]}', '\x0102', '10.0.0.1/8', '1 day 2 hours', '2026-03-04 05:06:07',
+                          'infinity', 'busy', ROW(1, 2), 7, '{1,NULL,3}');
+UPDATE kinds SET n = 2.50, tz = '-infinity', p = ROW(1, 3);
+SELECT op, record_key, old_values, new_values FROM events WHERE table_name = 'kinds';
+
 -- Validation: clear errors, nothing half-applied.
 SELECT warden.enable_audit('accounts', '{no_such_column}');
 \echo :LAST_ERROR_SQLSTATE
@@ -240,7 +254,9 @@ WHERE table_name = 'memberships' AND record_key = '{"user_id": 5, "role_id": 6}'
 RESET enable_seqscan;
 DROP INDEX warden.audit_log_key;
 
-DROP TABLE accounts, memberships, notes, misuse CASCADE;
+DROP TABLE accounts, memberships, notes, misuse, kinds CASCADE;
+DROP TYPE mood, point2;
+DROP DOMAIN positive;
 DROP VIEW events;
 DROP OWNED BY regress_audit_app;
 DROP ROLE regress_audit_app;
