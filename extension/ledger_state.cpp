@@ -201,9 +201,8 @@ void ledger_event(const char* event, const char* version, const char* name,
 
 char* ledger_invalid_indexes_json(void)
 {
-    int rc = SPI_execute("SELECT coalesce(pg_catalog.jsonb_agg(i ORDER BY i), '[]')::text "
-                         "FROM (SELECT i.indexrelid::regclass::text AS i "
-                         "      FROM pg_catalog.pg_index i WHERE NOT i.indisvalid) x",
+    int rc = SPI_execute("SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text "
+                         "FROM warden.invalid_indexes() i",
                          true, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not list invalid indexes");
