@@ -99,7 +99,7 @@ static bool should_run(const MigrationArgs& a)
         "  coalesce((SELECT max(version_number) FROM warden.migrations WHERE baseline) "
         "     >= $1::numeric, false) AS below_baseline "
         "FROM (SELECT 1) one LEFT JOIN warden.migrations m ON m.version_number = $1::numeric",
-        1, types, values, NULL, true, 1);
+        1, types, values, NULL, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not read warden.migrations");
     HeapTuple t = SPI_tuptable->vals[0];
@@ -278,7 +278,7 @@ WARDEN_FUNCTION(warden_baseline_migrations)
 
     SPI_connect();
     if (SPI_execute("SELECT 1 FROM warden.migrations WHERE state <> 'rolled_back' LIMIT 1",
-                    true, 1) != SPI_OK_SELECT)
+                    false, 1) != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed > 0)
         ereport(ERROR,
@@ -366,7 +366,7 @@ static void close_migration(const char* version, const char* state, const char* 
         Datum values[2] = {CStringGetTextDatum(error ? error : ""), CStringGetTextDatum(invalid)};
         SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1, "
                               "'invalid_indexes', $2::jsonb)::text",
-                              2, types, values, NULL, true, 1);
+                              2, types, values, NULL, false, 1);
         detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         if (strcmp(invalid, "[]") != 0)
             ereport(WARNING,
@@ -413,7 +413,7 @@ WARDEN_FUNCTION(warden_repair_migration)
     Datum values[1] = {CStringGetTextDatum(version)};
     if (SPI_execute_with_args("SELECT name, state, checksum FROM warden.migrations "
                               "WHERE version_number = $1::numeric",
-                              1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+                              1, types, values, NULL, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed == 0)
         ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
@@ -440,7 +440,7 @@ WARDEN_FUNCTION(warden_repair_migration)
                         CStringGetTextDatum(invalid)};
     SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('resolution', $1, "
                           "'previous_state', $2, 'invalid_indexes', $3::jsonb)::text",
-                          3, dtypes, dvalues, NULL, true, 1);
+                          3, dtypes, dvalues, NULL, false, 1);
     char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     ledger_event("repaired", version, name, checksum, -1, detail);
     if (strcmp(invalid, "[]") != 0)
@@ -461,7 +461,7 @@ WARDEN_FUNCTION(warden_record_migration_failure)
     Oid types[1] = {TEXTOID};
     Datum values[1] = {CStringGetTextDatum(error)};
     SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1)::text", 1, types,
-                          values, NULL, true, 1);
+                          values, NULL, false, 1);
     char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     ledger_event("failed", version, name, NULL, -1, detail);
     SPI_finish();

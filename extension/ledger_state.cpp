@@ -85,7 +85,7 @@ static char* ledger_lock_holder(void)
     char* holder = NULL;
 
     SPI_connect();
-    if (SPI_execute_with_args(sql, 2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+    if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 1) == SPI_OK_SELECT &&
         SPI_processed == 1) {
         char* pid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         char* app = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -203,7 +203,7 @@ char* ledger_invalid_indexes_json(void)
 {
     int rc = SPI_execute("SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text "
                          "FROM warden.invalid_indexes() i",
-                         true, 1);
+                         false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not list invalid indexes");
     return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -215,7 +215,7 @@ void ledger_check_not_blocked(void)
                          "(SELECT coalesce(string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
                          "FROM warden.migrations WHERE state IN ('running', 'failed') "
                          "ORDER BY version_number LIMIT 1",
-                         true, 1);
+                         false, 1);
     if (rc != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed == 0)
