@@ -87,9 +87,7 @@ static MigrationArgs migration_args(FunctionCallInfo fcinfo)
 static bool should_run(const MigrationArgs& a)
 {
     ledger_check_not_blocked();
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {CStringGetTextDatum(a.version)};
-    int rc = SPI_execute_with_args(
+    static const char* sql =
         "SELECT m.state, m.checksum, m.baseline, m.name, "
         "  (SELECT max(version_number) FROM warden.migrations WHERE state = 'applied') "
         "     > $1::numeric AS later_applied, "
@@ -98,8 +96,9 @@ static bool should_run(const MigrationArgs& a)
         "                           WHERE state = 'applied')) AS latest, "
         "  coalesce((SELECT max(version_number) FROM warden.migrations WHERE baseline) "
         "     >= $1::numeric, false) AS below_baseline "
-        "FROM (SELECT 1) one LEFT JOIN warden.migrations m ON m.version_number = $1::numeric",
-        1, types, values, NULL, false, 1);
+        "FROM (SELECT 1) one LEFT JOIN warden.migrations m ON m.version_number = $1::numeric";
+    const char* args[] = {a.version};
+    int rc = ledger_query(sql, 1, args, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not read warden.migrations");
     HeapTuple t = SPI_tuptable->vals[0];
@@ -143,8 +142,8 @@ static const char* kUpsert =
     "  CASE WHEN $7 = 'applied' THEN pg_catalog.clock_timestamp() END, $10::double precision, "
     "  session_user, $11, pg_catalog.current_setting('application_name'), "
     "  pg_catalog.inet_client_addr(), pg_catalog.pg_current_xact_id(), $12::integer, "
-    "  (SELECT backend_start FROM pg_catalog.pg_stat_activity "
-    "   WHERE pid = $12::integer), NULL) "
+    "  CASE WHEN $12 IS NOT NULL THEN (SELECT backend_start FROM pg_catalog.pg_stat_activity "
+    "   WHERE pid = $12::integer) END, NULL) "
     "ON CONFLICT (version_number) DO UPDATE SET version = excluded.version, name = excluded.name, "
     "  checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, "
     "  down_sql = excluded.down_sql, down_checksum = excluded.down_checksum, "
@@ -217,14 +216,12 @@ WARDEN_FUNCTION(warden_rollback_migration)
 
     SPI_connect();
     ledger_check_not_blocked();
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {target ? CStringGetTextDatum(target) : (Datum) 0};
-    const char nulls[2] = {target ? ' ' : 'n', '\0'};
-    int rc = SPI_execute_with_args(
+    static const char* sql =
         "SELECT version, name, down_sql, baseline FROM warden.migrations "
         "WHERE state = 'applied' AND ($1 IS NULL OR version_number > $1::numeric) "
-        "ORDER BY version_number DESC LIMIT CASE WHEN $1 IS NULL THEN 1 END",
-        1, types, values, nulls, false, 0);
+        "ORDER BY version_number DESC LIMIT CASE WHEN $1 IS NULL THEN 1 END";
+    const char* args[] = {target};
+    int rc = ledger_query(sql, 1, args, false, 0);
     if (rc != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     SPITupleTable* rows = SPI_tuptable;

@@ -79,14 +79,12 @@ static char* ledger_lock_holder(void)
     char classid[16], objid[16];
     snprintf(classid, sizeof classid, "%u", (uint32) (kLedgerLockKey >> 32));
     snprintf(objid, sizeof objid, "%u", (uint32) (kLedgerLockKey & 0xffffffff));
-    Oid types[2] = {TEXTOID, TEXTOID};
-    Datum values[2] = {CStringGetTextDatum(classid), CStringGetTextDatum(objid)};
+    const char* args[] = {classid, objid};
     MemoryContext caller = CurrentMemoryContext;
     char* holder = NULL;
 
     SPI_connect();
-    if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 1) == SPI_OK_SELECT &&
-        SPI_processed == 1) {
+    if (ledger_query(sql, 2, args, false, 1) == SPI_OK_SELECT && SPI_processed == 1) {
         char* pid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         char* app = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
         MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -161,24 +159,51 @@ static Oid ledger_owner(void)
     return owner;
 }
 
-void ledger_write(const char* sql, int nargs, const char* const* args)
+int ledger_query(const char* sql, int nargs, const char* const* args, bool read_only, long count)
 {
-    Oid* types = (Oid*) palloc(sizeof(Oid) * (nargs + 1));
-    Datum* values = (Datum*) palloc(sizeof(Datum) * (nargs + 1));
-    char* nulls = (char*) palloc(nargs + 1);
+    static struct {
+        const char* sql;
+        SPIPlanPtr plan;
+    } cache[32];
+    static int cached = 0;
+
+    SPIPlanPtr plan = NULL;
+    for (int i = 0; i < cached && plan == NULL; i++)
+        if (cache[i].sql == sql)
+            plan = cache[i].plan;
+    if (plan == NULL) {
+        Oid types[16];
+        Assert(nargs <= 16);
+        for (int i = 0; i < nargs; i++)
+            types[i] = TEXTOID;
+        plan = SPI_prepare(sql, nargs, types);
+        if (plan == NULL)
+            elog(ERROR, "could not prepare a ledger query: %s", SPI_result_code_string(SPI_result));
+        if (cached < (int) lengthof(cache)) {
+            SPI_keepplan(plan);
+            cache[cached].sql = sql;
+            cache[cached].plan = plan;
+            cached++;
+        }
+    }
+    Datum values[16];
+    char nulls[16];
     for (int i = 0; i < nargs; i++) {
-        types[i] = TEXTOID;
         values[i] = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
         nulls[i] = args[i] ? ' ' : 'n';
     }
+    return SPI_execute_plan(plan, values, nulls, read_only, count);
+}
 
+void ledger_write(const char* sql, int nargs, const char* const* args)
+{
     // Like a SECURITY DEFINER function: the caller's transaction, the owner's rights.
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
     SetUserIdAndSecContext(ledger_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
     ledger_writing = true;
-    int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    int rc = ledger_query(sql, nargs, args, false, 0);
     ledger_writing = false;
     SetUserIdAndSecContext(saved_user, saved_context);
     if (rc < 0)
@@ -201,9 +226,9 @@ void ledger_event(const char* event, const char* version, const char* name,
 
 char* ledger_invalid_indexes_json(void)
 {
-    int rc = SPI_execute("SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text "
-                         "FROM warden.invalid_indexes() i",
-                         false, 1);
+    static const char* sql =
+        "SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text FROM warden.invalid_indexes() i";
+    int rc = ledger_query(sql, 0, NULL, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not list invalid indexes");
     return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -211,11 +236,12 @@ char* ledger_invalid_indexes_json(void)
 
 void ledger_check_not_blocked(void)
 {
-    int rc = SPI_execute("SELECT version, name, state, coalesce(error, ''), "
-                         "(SELECT coalesce(string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
-                         "FROM warden.migrations WHERE state IN ('running', 'failed') "
-                         "ORDER BY version_number LIMIT 1",
-                         false, 1);
+    static const char* sql =
+        "SELECT version, name, state, coalesce(error, ''), "
+        "(SELECT coalesce(string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
+        "FROM warden.migrations WHERE state IN ('running', 'failed') "
+        "ORDER BY version_number LIMIT 1";
+    int rc = ledger_query(sql, 0, NULL, false, 1);
     if (rc != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed == 0)

@@ -98,24 +98,33 @@ json files_json(const std::vector<MigrationFile>& files)
     return arr;
 }
 
-// The folder against the ledger, in one query. 'failed' is refined to 'interrupted' when
-// a non-transactional runner died.
+// The folder against the ledger, in one query. A 'failed' row is looked at again (rare)
+// to tell an interrupted non-transactional runner from a failed one.
 std::vector<VerifyRow> verify(Connection& conn, const std::vector<MigrationFile>& files)
 {
     auto res = conn.exec_params(
-        "SELECT v.version, v.name, "
-        "  CASE WHEN v.state = 'failed' THEN coalesce(s.state, v.state) ELSE v.state END, "
-        "  coalesce(v.file_checksum, ''), coalesce(v.applied_checksum, '') "
-        "FROM warden.verify_migrations($1::jsonb) v "
-        "LEFT JOIN warden.migration_status s "
-        "  ON v.state = 'failed' AND s.version::numeric = v.version::numeric",
+        "SELECT version, name, state, coalesce(file_checksum, ''), coalesce(applied_checksum, '') "
+        "FROM warden.verify_migrations($1::jsonb)",
         {files_json(files).dump()});
     std::vector<VerifyRow> rows;
     rows.reserve(PQntuples(res.get()));
-    for (int i = 0; i < PQntuples(res.get()); ++i)
+    bool any_failed = false;
+    for (int i = 0; i < PQntuples(res.get()); ++i) {
         rows.push_back({PQgetvalue(res.get(), i, 0), PQgetvalue(res.get(), i, 1),
                         PQgetvalue(res.get(), i, 2), PQgetvalue(res.get(), i, 3),
                         PQgetvalue(res.get(), i, 4)});
+        any_failed = any_failed || rows.back().state == "failed";
+    }
+    if (any_failed) {
+        auto states = conn.exec("SELECT version, state FROM warden.migration_status "
+                                "WHERE state IN ('failed', 'running', 'interrupted')");
+        std::map<std::string, std::string> by_key;
+        for (int i = 0; i < PQntuples(states.get()); ++i)
+            by_key[version_key(PQgetvalue(states.get(), i, 0))] = PQgetvalue(states.get(), i, 1);
+        for (auto& r : rows)
+            if (r.state == "failed" && by_key.count(version_key(r.version)))
+                r.state = by_key[version_key(r.version)];
+    }
     return rows;
 }
 
