@@ -515,6 +515,7 @@ int run_status(bool verify_only)
         std::printf("drift: %d DDL command%s ran outside migrations since the last one (%s)\n",
                     drift, drift == 1 ? "" : "s", drift_list.c_str());
     if (verify_only && problems) {
+        std::fflush(stdout);
         std::fprintf(stderr, "warden: the ledger and %s disagree\n", o.dir.c_str());
         return 1;
     }
