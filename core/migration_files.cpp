@@ -4,10 +4,10 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
-#include <fstream>
+#include <fcntl.h>
 #include <map>
-#include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checksum.hpp"
 #include "error.hpp"
@@ -236,6 +236,25 @@ std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& fi
     return out;
 }
 
+namespace {
+
+bool read_file(const std::string& path, std::string& out)
+{
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == 0;
+}
+
+}  // namespace
+
 std::vector<MigrationFile> load_migration_dir(const std::string& dir)
 {
     DIR* d = opendir(dir.c_str());
@@ -244,27 +263,29 @@ std::vector<MigrationFile> load_migration_dir(const std::string& dir)
     std::vector<std::string> names;
     while (dirent* e = readdir(d)) {
         std::string name = e->d_name;
-        if (name.empty() || name[0] == '.')
+        if (name.empty() || name[0] == '.' || !ends_with(name, ".sql"))
             continue;
+        // d_type saves a stat per file; some file systems don't fill it in.
+        if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+            struct stat st;
+            if (stat((dir + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+        } else if (e->d_type != DT_REG) {
+            continue;
+        }
         names.push_back(std::move(name));
     }
     closedir(d);
     std::sort(names.begin(), names.end());
 
     std::vector<ScriptFile> files;
-    for (const std::string& name : names) {
+    files.reserve(names.size());
+    for (std::string& name : names) {
+        std::string content;
         std::string path = dir + "/" + name;
-        struct stat st;
-        if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (!ends_with(name, ".sql"))
-            continue;
-        std::ifstream in(path, std::ios::binary);
-        if (!in)
+        if (!read_file(path, content))
             bad_input("cannot read \"" + path + "\": " + std::strerror(errno));
-        std::ostringstream content;
-        content << in.rdbuf();
-        files.push_back({name, content.str()});
+        files.push_back({std::move(name), std::move(content)});
     }
     return build_migration_set(files);
 }

@@ -24,8 +24,8 @@ extern char ledger_session_migration[64];
 void ledger_lock(bool session_level);
 void ledger_unlock_session(void);
 
-// Runs a ledger query (SPI connected) through a plan prepared once per backend and kept:
-// planning, not execution, dominated the cost of small migrations. sql must be a string
+// Runs a ledger query (SPI connected) through a statement parsed once per backend and
+// kept: parsing and analysis dominated the cost of small migrations. sql must be a string
 // with static storage (it is the cache key). Arguments are text ($1..$n); a NULL pointer
 // is NULL. Returns the SPI result code.
 int ledger_query(const char* sql, int nargs, const char* const* args, bool read_only, long count);

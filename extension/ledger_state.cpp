@@ -176,7 +176,9 @@ int ledger_query(const char* sql, int nargs, const char* const* args, bool read_
         Assert(nargs <= 16);
         for (int i = 0; i < nargs; i++)
             types[i] = TEXTOID;
-        plan = SPI_prepare(sql, nargs, types);
+        // Custom plans: the ledger grows from nothing to thousands of rows within one
+        // session, and a generic plan made when it was small would keep scanning it.
+        plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
         if (plan == NULL)
             elog(ERROR, "could not prepare a ledger query: %s", SPI_result_code_string(SPI_result));
         if (cached < (int) lengthof(cache)) {

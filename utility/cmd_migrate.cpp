@@ -90,12 +90,20 @@ struct VerifyRow {
     std::string version, name, state, file_checksum, applied_checksum;
 };
 
-json files_json(const std::vector<MigrationFile>& files)
+// The verify_migrations argument, written directly: versions are digits, names letters,
+// digits, _ and -, checksums hex, so nothing needs escaping (and 10,000 entries stay cheap).
+std::string files_json(const std::vector<MigrationFile>& files)
 {
-    json arr = json::array();
-    for (const auto& f : files)
-        arr.push_back({{"version", f.version}, {"name", f.name}, {"checksum", f.checksum}});
-    return arr;
+    std::string out = "[";
+    out.reserve(files.size() * 128 + 2);
+    for (const auto& f : files) {
+        if (out.size() > 1)
+            out += ',';
+        out += "{\"version\":\"" + f.version + "\",\"name\":\"" + f.name +
+               "\",\"checksum\":\"" + f.checksum + "\"}";
+    }
+    out += ']';
+    return out;
 }
 
 // The folder against the ledger, in one query. A 'failed' row is looked at again (rare)
@@ -105,7 +113,7 @@ std::vector<VerifyRow> verify(Connection& conn, const std::vector<MigrationFile>
     auto res = conn.exec_params(
         "SELECT version, name, state, coalesce(file_checksum, ''), coalesce(applied_checksum, '') "
         "FROM warden.verify_migrations($1::jsonb)",
-        {files_json(files).dump()});
+        {files_json(files)});
     std::vector<VerifyRow> rows;
     rows.reserve(PQntuples(res.get()));
     bool any_failed = false;

@@ -64,6 +64,12 @@ CREATE TRIGGER migration_events_guard BEFORE INSERT OR UPDATE OR DELETE ON warde
 CREATE TRIGGER migration_events_guard_truncate BEFORE TRUNCATE ON warden.migration_events
     FOR EACH STATEMENT EXECUTE FUNCTION warden._ledger_guard();
 
+-- The ledger is data: pg_dump includes it. Restoring it needs --disable-triggers (the guard
+-- refuses writes that don't come from pg_warden's functions).
+SELECT pg_catalog.pg_extension_config_dump('warden.migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.migration_events', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.migration_events_id_seq', '');
+
 REVOKE ALL ON warden.migrations, warden.migration_events FROM PUBLIC;
 GRANT SELECT ON warden.migrations, warden.migration_events TO warden_admin, warden_monitor;
 
@@ -163,77 +169,10 @@ ORDER BY e.id;
 GRANT SELECT ON warden.migration_status, warden.schema_drift TO warden_admin, warden_monitor;
 
 -- Compares the files (an array of {"version","name","checksum"}) with the ledger in one
--- query: ok, modified, missing_file, pending or failed per version.
+-- call: ok, modified, missing_file, pending or failed per version, in version order.
 CREATE FUNCTION warden.verify_migrations(files jsonb)
 RETURNS TABLE (version text, name text, state text, file_checksum text, applied_checksum text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    bad jsonb;
-    dup text;
-    n_bad bigint;
-    n_dup bigint;
-BEGIN
-    IF files IS NULL OR jsonb_typeof(files) <> 'array' THEN
-        RAISE EXCEPTION 'files must be a JSON array of {"version", "name", "checksum"} objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_path_exists(files, 'strict $[*] ? (@.type() != "object")') THEN
-        RAISE EXCEPTION 'files must be a JSON array of {"version", "name", "checksum"} objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- One cheap pass over the entries (it runs over every file of large folders: simple
-    -- patterns, "C" collation); the offending entry is looked up only on error.
-    SELECT count(*) FILTER (WHERE y.bad), count(*) - count(DISTINCT y.key)
-    INTO n_bad, n_dup
-    FROM (SELECT x.version IS NULL OR x.version COLLATE "C" !~ '^[0-9]+$'
-                 OR x.checksum IS NULL OR length(x.checksum) <> 64
-                 OR x.checksum COLLATE "C" !~ '^[0-9a-f]*$' AS bad,
-                 coalesce(nullif(ltrim(x.version, '0'), ''), '0') COLLATE "C" AS key
-          FROM jsonb_to_recordset(files) AS x(version text, checksum text)) y;
-    IF n_bad > 0 THEN
-        SELECT f INTO bad FROM jsonb_array_elements(files) f
-        WHERE coalesce(f ->> 'version', '') !~ '^[0-9]+$'
-           OR coalesce(f ->> 'checksum', '') !~ '^[0-9a-f]{64}$'
-        LIMIT 1;
-        RAISE EXCEPTION 'invalid migration file entry: %', left(bad::text, 200)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Each entry needs "version" (digits) and "checksum" (lowercase hex SHA-256).';
-    END IF;
-    IF n_dup > 0 THEN
-        SELECT min(x.version) INTO dup
-        FROM jsonb_to_recordset(files) AS x(version text)
-        GROUP BY coalesce(nullif(ltrim(x.version, '0'), ''), '0') HAVING count(*) > 1
-        LIMIT 1;
-        RAISE EXCEPTION 'duplicate version in files: %', dup
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    RETURN QUERY
-    WITH f AS (
-        SELECT x.version, x.name, x.checksum, x.version::numeric AS version_number
-        FROM jsonb_to_recordset(files) AS x(version text, name text, checksum text)
-    ), base AS (
-        SELECT max(m.version_number) AS v FROM warden.migrations m WHERE m.baseline
-    )
-    SELECT coalesce(f.version, m.version),
-           coalesce(f.name, m.name),
-           CASE
-               WHEN m.state IN ('running', 'failed') THEN 'failed'
-               WHEN m.state = 'applied' AND m.baseline THEN 'ok'
-               WHEN m.state = 'applied' AND f.version IS NULL THEN 'missing_file'
-               WHEN m.state = 'applied' AND m.checksum = f.checksum THEN 'ok'
-               WHEN m.state = 'applied' THEN 'modified'
-               WHEN m.version IS NULL AND f.version_number <= (SELECT v FROM base) THEN 'ok'
-               ELSE 'pending'
-           END,
-           f.checksum,
-           m.checksum
-    FROM f
-    FULL JOIN (SELECT * FROM warden.migrations WHERE migrations.state <> 'rolled_back') m
-           ON m.version_number = f.version_number
-    ORDER BY coalesce(f.version_number, m.version_number);
-END
-$$;
+AS 'MODULE_PATHNAME', 'warden_verify_migrations' LANGUAGE C STABLE;
 
 CREATE FUNCTION warden._record_drift() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'warden_record_drift' LANGUAGE C;

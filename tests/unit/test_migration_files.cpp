@@ -6,7 +6,7 @@
 
 using namespace warden;
 
-TEST_CASE("migration file names", "[migration_files]")
+TEST_CASE("ledger: migration file names", "[migration_files]")
 {
     auto up = parse_migration_file_name("001_create_users.up.sql");
     REQUIRE(up);
@@ -30,7 +30,7 @@ TEST_CASE("migration file names", "[migration_files]")
     CHECK_FALSE(parse_migration_file_name("001_a b.sql"));
 }
 
-TEST_CASE("versions compare as numbers", "[migration_files]")
+TEST_CASE("ledger: versions compare as numbers", "[migration_files]")
 {
     CHECK(compare_versions("2", "10") < 0);
     CHECK(compare_versions("10", "2") > 0);
@@ -43,7 +43,7 @@ TEST_CASE("versions compare as numbers", "[migration_files]")
     CHECK_FALSE(is_version("1a"));
 }
 
-TEST_CASE("directives in the first lines", "[migration_files]")
+TEST_CASE("ledger: directives in the first lines", "[migration_files]")
 {
     CHECK_FALSE(parse_directives("CREATE TABLE t ();\n").no_transaction);
     CHECK(parse_directives("-- warden:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n")
@@ -62,7 +62,7 @@ TEST_CASE("directives in the first lines", "[migration_files]")
     }
 }
 
-TEST_CASE("UTF-8 validation", "[migration_files]")
+TEST_CASE("ledger: UTF-8 validation", "[migration_files]")
 {
     CHECK(is_valid_utf8("plain"));
     CHECK(is_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
@@ -82,7 +82,7 @@ static std::string error_of(const std::vector<ScriptFile>& files)
     return "";
 }
 
-TEST_CASE("a folder becomes an ordered migration set", "[migration_files]")
+TEST_CASE("ledger: a folder becomes an ordered migration set", "[migration_files]")
 {
     auto set = build_migration_set({
         {"10_ten.sql", "SELECT 10;\n"},
@@ -103,7 +103,7 @@ TEST_CASE("a folder becomes an ordered migration set", "[migration_files]")
     CHECK(set[2].checksum == script_checksum("SELECT 3;\n"));
 }
 
-TEST_CASE("bad folders are refused with the file named", "[migration_files]")
+TEST_CASE("ledger: bad folders are refused with the file named", "[migration_files]")
 {
     CHECK(error_of({{"1_a.sql", "x"}, {"001_b.sql", "y"}}) ==
           "duplicate version 001: \"001_b.sql\" and \"1_a.sql\"");
@@ -120,7 +120,17 @@ TEST_CASE("bad folders are refused with the file named", "[migration_files]")
           "5_a.sql, line 1: unknown directive \"-- warden:transaction\"");
 }
 
-TEST_CASE("an unreadable folder is an error", "[migration_files]")
+TEST_CASE("ledger: CRLF and LF files get one checksum, a changed byte another", "[migration_files]")
+{
+    auto lf = build_migration_set({{"1_a.sql", "CREATE TABLE a (id int);\nSELECT 1;\n"}});
+    auto crlf = build_migration_set({{"1_a.sql", "\xEF\xBB\xBF" "CREATE TABLE a (id int);\r\nSELECT 1;\r\n"}});
+    auto edited = build_migration_set({{"1_a.sql", "CREATE TABLE a (id int);\nSELECT 2;\n"}});
+    CHECK(lf[0].checksum == crlf[0].checksum);
+    CHECK(lf[0].checksum != edited[0].checksum);
+    CHECK(lf[0].checksum == script_checksum("CREATE TABLE a (id int);\nSELECT 1;\n"));
+}
+
+TEST_CASE("ledger: an unreadable folder is an error", "[migration_files]")
 {
     REQUIRE_THROWS_AS(load_migration_dir("/nonexistent/migrations"), Error);
 }
