@@ -200,6 +200,11 @@ std::vector<const char*> apply_params(const MigrationFile& m, bool allow_ooo)
 
 // Applies transactional migrations in one round trip: BEGIN; apply; COMMIT for each, all
 // before a single Sync, so an error skips every later one and nothing runs past it.
+// Every commit but the batch's last skips the WAL flush wait (synchronous_commit off for
+// that transaction only): each migration still commits atomically with its ledger row,
+// and the last, ordinary commit makes all of them durable before the batch is reported.
+// A server crash mid-batch can lose some of them, together with their rows; the next
+// `up` applies them again.
 void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batch,
                  std::vector<Outcome>& out)
 {
@@ -209,6 +214,9 @@ void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batc
     for (const MigrationFile* m : batch) {
         auto params = apply_params(*m, options().allow_out_of_order);
         if (!PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
+            (m != batch.back() &&
+             !PQsendQueryParams(c, "SET LOCAL synchronous_commit = off", 0, nullptr, nullptr,
+                                nullptr, nullptr, 0)) ||
             !PQsendQueryParams(c, kApply, 5, nullptr, params.data(), nullptr, nullptr, 0) ||
             !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0))
             throw Error("08006", PQerrorMessage(c));
@@ -219,7 +227,7 @@ void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batc
     std::optional<Error> failure;
     const MigrationFile* failed = nullptr;
     for (const MigrationFile* m : batch) {
-        for (int step = 0; step < 3; ++step) {
+        for (int step = 0, steps = m == batch.back() ? 3 : 4; step < steps; ++step) {
             PGresult* raw = PQgetResult(c);
             ResultPtr res(raw);
             while (PGresult* extra = PQgetResult(c))

@@ -80,6 +80,11 @@ SELECT warden.current_version();
 SELECT * FROM warden.rollback_migration('1');
 SELECT to_regclass('two') AS two_absent, to_regclass('nine') AS nine_absent, to_regclass('t') AS t_present;
 SELECT version, state FROM warden.migration_status;
+SELECT version, state, applied_checksum IS NULL AS no_applied_checksum
+FROM warden.verify_migrations(jsonb_build_array(
+    jsonb_build_object('version', '001', 'name', 'create_t', 'checksum', warden.checksum(E'CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n')),
+    jsonb_build_object('version', '2', 'name', 'two', 'checksum', warden.checksum('CREATE TABLE two (a int);')),
+    jsonb_build_object('version', '10', 'name', 'ten', 'checksum', warden.checksum('CREATE TABLE ten (a int);'))));
 -- A rolled-back migration is pending again and can be re-applied.
 SELECT warden.apply_migration('2', 'two', 'CREATE TABLE two (a int);', 'DROP TABLE two;');
 -- No down script: refused before anything runs.
