@@ -2,6 +2,7 @@
 #include "pg_headers.h"
 
 #include "audit.h"
+#include "ledger.h"
 #include "settings.h"
 
 extern "C" {
@@ -13,5 +14,7 @@ void _PG_init(void);
 void _PG_init(void)
 {
     warden_audit_init();
+    warden_ledger_init();
+    // Last: reserving the prefix drops any warden.* placeholder not defined above.
     warden_define_settings();
 }
