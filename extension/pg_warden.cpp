@@ -2,6 +2,7 @@
 #include "pg_headers.h"
 
 #include "settings.h"
+#include "worker_shmem.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -11,5 +12,7 @@ void _PG_init(void);
 
 void _PG_init(void)
 {
+    // Settings are defined before warden_define_settings() reserves the prefix.
+    warden_worker_init();
     warden_define_settings();
 }

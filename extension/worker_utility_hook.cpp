@@ -1,0 +1,135 @@
+// Keeps the maintenance workers out of the way of DDL on databases, and tells the
+// launcher when pg_warden appears or disappears somewhere.
+//
+// DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and CREATE DATABASE ...
+// TEMPLATE x refuse to run while another session is connected to the database, and
+// a background worker is such a session: the worker is stopped before the statement and
+// allowed back afterwards. CREATE/ALTER/DROP EXTENSION pg_warden and CREATE DATABASE
+// wake the launcher once their transaction commits, so a new installation gets its
+// worker within moments instead of at the next periodic check.
+#include "worker_shmem.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+}
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static bool rescan_at_commit = false;
+static bool xact_callback_registered = false;
+
+static void warden_workers_xact_callback(XactEvent event, void* arg)
+{
+    if (!rescan_at_commit)
+        return;
+    if (event == XACT_EVENT_COMMIT) {
+        rescan_at_commit = false;
+        warden_workers_request_rescan();
+    } else if (event == XACT_EVENT_ABORT) {
+        rescan_at_commit = false;
+    }
+}
+
+static bool has_option(List* options, const char* name)
+{
+    ListCell* lc;
+    foreach (lc, options) {
+        DefElem* opt = (DefElem*) lfirst(lc);
+        if (strcmp(opt->defname, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+// The database a statement needs to itself, or NULL.
+static const char* database_needing_exclusive_access(Node* stmt)
+{
+    if (IsA(stmt, DropdbStmt))
+        return ((DropdbStmt*) stmt)->dbname;
+    if (IsA(stmt, RenameStmt) && ((RenameStmt*) stmt)->renameType == OBJECT_DATABASE)
+        return ((RenameStmt*) stmt)->subname;
+    if (IsA(stmt, AlterDatabaseStmt) && has_option(((AlterDatabaseStmt*) stmt)->options, "tablespace"))
+        return ((AlterDatabaseStmt*) stmt)->dbname;
+    if (IsA(stmt, CreatedbStmt)) {
+        ListCell* lc;
+        foreach (lc, ((CreatedbStmt*) stmt)->options) {
+            DefElem* opt = (DefElem*) lfirst(lc);
+            if (strcmp(opt->defname, "template") == 0 && opt->arg)
+                return defGetString(opt);
+        }
+    }
+    return NULL;
+}
+
+static bool changes_where_warden_is_installed(Node* stmt)
+{
+    if (IsA(stmt, CreateExtensionStmt))
+        return strcmp(((CreateExtensionStmt*) stmt)->extname, "pg_warden") == 0;
+    if (IsA(stmt, AlterExtensionStmt))
+        return strcmp(((AlterExtensionStmt*) stmt)->extname, "pg_warden") == 0;
+    if (IsA(stmt, CreatedbStmt))
+        return true;
+    if (IsA(stmt, DropStmt) && ((DropStmt*) stmt)->removeType == OBJECT_EXTENSION) {
+        ListCell* lc;
+        foreach (lc, ((DropStmt*) stmt)->objects)
+            if (strcmp(strVal(lfirst(lc)), "pg_warden") == 0)
+                return true;
+    }
+    return false;
+}
+
+static void run_utility(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree,
+                        ProcessUtilityContext context, ParamListInfo params,
+                        QueryEnvironment* queryEnv, DestReceiver* dest, QueryCompletion* qc)
+{
+    if (prev_process_utility)
+        prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest,
+                             qc);
+    else
+        standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+                                dest, qc);
+}
+
+static void warden_process_utility(PlannedStmt* pstmt, const char* queryString,
+                                   bool readOnlyTree, ProcessUtilityContext context,
+                                   ParamListInfo params, QueryEnvironment* queryEnv,
+                                   DestReceiver* dest, QueryCompletion* qc)
+{
+    Node* stmt = pstmt->utilityStmt;
+    const char* exclusive = database_needing_exclusive_access(stmt);
+    Oid dboid = exclusive ? get_database_oid(exclusive, true) : InvalidOid;
+
+    if (OidIsValid(dboid)) {
+        warden_workers_pause(dboid);
+        PG_TRY();
+        {
+            run_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+        }
+        PG_CATCH();
+        {
+            warden_workers_resume(dboid);
+            PG_RE_THROW();
+        }
+        PG_END_TRY();
+        warden_workers_resume(dboid);
+    } else {
+        run_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+    }
+
+    if (changes_where_warden_is_installed(stmt)) {
+        if (!xact_callback_registered) {
+            RegisterXactCallback(warden_workers_xact_callback, NULL);
+            xact_callback_registered = true;
+        }
+        rescan_at_commit = true;
+    }
+}
+
+void warden_install_utility_hook(void)
+{
+    prev_process_utility = ProcessUtility_hook;
+    ProcessUtility_hook = warden_process_utility;
+}
