@@ -173,7 +173,11 @@ static void start_worker(int i)
     slot->started_at = GetCurrentTimestamp();
     SpinLockRelease(&warden_workers->mutex);
 
-    if (RegisterDynamicBackgroundWorker(&worker, &handles[i])) {
+    // The handle outlives the loop's memory context, which is reset every pass.
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    bool registered = RegisterDynamicBackgroundWorker(&worker, &handles[i]);
+    MemoryContextSwitchTo(old);
+    if (registered) {
         warned_out_of_slots = false;
         return;
     }
