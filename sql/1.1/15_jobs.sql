@@ -51,7 +51,8 @@ CREATE INDEX job_runs_job_started ON warden.job_runs (job_id, started_at DESC);
 CREATE INDEX job_runs_running ON warden.job_runs (job_id) WHERE status = 'running';
 
 -- The built-in jobs. Procedures other than prune_job_runs come with other parts of
--- pg_warden; until they exist their runs are recorded as skipped.
+-- pg_warden; until they exist their runs are recorded as skipped. Each first runs one
+-- interval after installation, not in the middle of CREATE EXTENSION's aftermath.
 INSERT INTO warden.jobs (name, procedure, schedule, time_budget, builtin, description) VALUES
     ('expire_rows', 'warden.expire_rows', interval '1 minute', interval '5 minutes', true,
      'expire sessions and rows under warden.expiry_policies, in batches'),
@@ -63,6 +64,7 @@ INSERT INTO warden.jobs (name, procedure, schedule, time_budget, builtin, descri
      true, 'record a health snapshot'),
     ('prune_job_runs', 'warden.prune_job_runs', interval '1 hour', interval '5 minutes', true,
      'prune warden.job_runs by each job''s history_retention and history_max_runs');
+UPDATE warden.jobs SET next_run_at = now() + schedule;
 
 -- Key space of the per-job advisory locks: pg_try_advisory_lock(22340, jobs.id).
 CREATE FUNCTION warden._job_lock_key() RETURNS int

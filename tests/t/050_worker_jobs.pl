@@ -13,7 +13,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "warden.maintenance_naptime = 1\n");
 $node->start;
 
-$node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_warden; UPDATE warden.jobs SET next_run_at = now()');
 
 # The worker connects and runs the built-in jobs; those whose procedure is not
 # installed are skipped with a reason, prune_job_runs succeeds.
@@ -85,7 +85,7 @@ $node->safe_psql('postgres', "UPDATE warden.jobs SET enabled = false WHERE name 
 
 # CREATE EXTENSION in another database gets a worker there; DROP EXTENSION ends it.
 $node->safe_psql('postgres', 'CREATE DATABASE app');
-$node->safe_psql('app', 'CREATE EXTENSION pg_warden');
+$node->safe_psql('app', 'BEGIN; CREATE EXTENSION pg_warden; UPDATE warden.jobs SET next_run_at = now(); COMMIT');
 ok($node->poll_query_until('app',
 	"SELECT count(*) > 0 FROM warden.job_runs WHERE job = 'prune_job_runs' AND driver = 'worker'"),
 	'worker started after CREATE EXTENSION');

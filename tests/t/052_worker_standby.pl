@@ -10,7 +10,7 @@ my $primary = PostgreSQL::Test::Cluster->new('worker_primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', "warden.maintenance_naptime = 1\n");
 $primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
+$primary->safe_psql('postgres', 'CREATE EXTENSION pg_warden; UPDATE warden.jobs SET next_run_at = now()');
 ok($primary->poll_query_until('postgres',
 	"SELECT count(*) > 0 FROM warden.job_runs WHERE job = 'prune_job_runs' AND status = 'succeeded'"),
 	'primary runs jobs');

@@ -13,7 +13,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "warden.maintenance_naptime = 1\nwarden.databases = 'app'\n");
 $node->start;
 
-$node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_warden; UPDATE warden.jobs SET next_run_at = now()');
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 $node->safe_psql('postgres', 'CREATE DATABASE app');
 $node->safe_psql('app', q{
