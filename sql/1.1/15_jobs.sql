@@ -47,6 +47,9 @@ CREATE TABLE warden.job_runs (
     pid            int NOT NULL DEFAULT pg_backend_pid(),
     CHECK ((status = 'running') = (finished_at IS NULL))
 );
+-- Jobs added by users survive pg_dump; built-in rows come back with CREATE EXTENSION.
+SELECT pg_catalog.pg_extension_config_dump('warden.jobs', 'WHERE NOT builtin');
+
 CREATE INDEX job_runs_job_started ON warden.job_runs (job_id, started_at DESC);
 CREATE INDEX job_runs_running ON warden.job_runs (job_id) WHERE status = 'running';
 
