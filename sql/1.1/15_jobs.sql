@@ -49,6 +49,7 @@ CREATE TABLE warden.job_runs (
 );
 -- Jobs added by users survive pg_dump; built-in rows come back with CREATE EXTENSION.
 SELECT pg_catalog.pg_extension_config_dump('warden.jobs', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('warden.jobs_id_seq', '');
 
 CREATE INDEX job_runs_job_started ON warden.job_runs (job_id, started_at DESC);
 CREATE INDEX job_runs_running ON warden.job_runs (job_id) WHERE status = 'running';
