@@ -146,6 +146,17 @@ SELECT warden.unschedule_job('no_such_job');
 SELECT warden.unschedule_job('jobs_ghost');
 SELECT count(*) AS ghost_runs_left FROM warden.job_runs WHERE job = 'jobs_ghost';
 
+-- warden_admin tunes jobs, but only a superuser chooses what a job calls (the worker
+-- runs job procedures as a superuser).
+SET ROLE warden_admin;
+UPDATE warden.jobs SET schedule = interval '2 hours', enabled = false WHERE name = 'jobs_ok';
+SELECT name, schedule, enabled FROM warden.jobs WHERE name = 'jobs_ok';
+UPDATE warden.jobs SET procedure = 'public.jobs_fail' WHERE name = 'jobs_ok';
+\echo :LAST_ERROR_SQLSTATE
+SELECT warden.schedule_job('jobs_admin', 'public.jobs_ok', '1 hour');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
 -- warden_monitor reads the status but cannot run jobs.
 SET ROLE warden_monitor;
 SELECT count(*) > 0 AS can_read FROM warden.maintenance_status;

@@ -47,6 +47,26 @@ CREATE TABLE warden.job_runs (
     pid            int NOT NULL DEFAULT pg_backend_pid(),
     CHECK ((status = 'running') = (finished_at IS NULL))
 );
+-- The worker runs jobs as a superuser, so only a superuser chooses what a job calls:
+-- others (warden_admin) may tune schedules, budgets and retries, or disable jobs.
+CREATE FUNCTION warden._jobs_guard() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF (TG_OP = 'INSERT' OR NEW.procedure IS DISTINCT FROM OLD.procedure)
+       AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                          WHERE r.rolname = pg_catalog.current_user()), false) THEN
+        RAISE EXCEPTION 'only a superuser can add a maintenance job or change its procedure'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The background worker runs job procedures with superuser rights.',
+                  HINT = 'Ask a superuser to run warden.schedule_job(...); you may change the schedule, budget, retries and enabled.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER jobs_guard BEFORE INSERT OR UPDATE ON warden.jobs
+    FOR EACH ROW EXECUTE FUNCTION warden._jobs_guard();
+
 -- Jobs added by users survive pg_dump; built-in rows come back with CREATE EXTENSION.
 SELECT pg_catalog.pg_extension_config_dump('warden.jobs', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('warden.jobs_id_seq', '');
