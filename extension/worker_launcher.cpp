@@ -53,12 +53,8 @@ static bool listed_in_databases_setting(const char* datname)
         return true;
     char* copy = pstrdup(warden_databases);
     List* names = NIL;
-    if (!SplitGUCList(copy, ',', &names)) {
-        ereport(WARNING, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                          errmsg("warden.databases is not a valid list of database names"),
-                          errhint("Separate names with commas; quote names with commas or spaces.")));
-        return false;
-    }
+    if (!SplitGUCList(copy, ',', &names))
+        return false;  // the setting's check hook keeps this from happening
     ListCell* lc;
     foreach (lc, names)
         if (strcmp((char*) lfirst(lc), datname) == 0)

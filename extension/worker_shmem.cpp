@@ -10,6 +10,7 @@ extern "C" {
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 }
 
 WardenWorkerShared* warden_workers = NULL;
@@ -52,6 +53,18 @@ static void warden_workers_shmem_startup(void)
     LWLockRelease(AddinShmemInitLock);
 }
 
+static bool check_databases(char** newval, void** extra, GucSource source)
+{
+    char* copy = pstrdup(*newval);
+    List* names = NIL;
+    bool ok = SplitGUCList(copy, ',', &names);
+    list_free(names);
+    pfree(copy);
+    if (!ok)
+        GUC_check_errdetail("List syntax is invalid; separate database names with commas.");
+    return ok;
+}
+
 static void warden_define_worker_settings(void)
 {
     DefineCustomBoolVariable(
@@ -68,7 +81,7 @@ static void warden_define_worker_settings(void)
         "warden.databases",
         "Databases the maintenance workers serve (comma-separated); empty: every database "
         "where pg_warden is installed.",
-        NULL, &warden_databases, "", PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
+        NULL, &warden_databases, "", PGC_SIGHUP, GUC_LIST_INPUT, check_databases, NULL, NULL);
 }
 
 static void warden_register_launcher(void)

@@ -164,6 +164,17 @@ CALL warden.run_maintenance();
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- The worker's settings: reload-time only, checked on the way in.
+SELECT name, boot_val, unit, context FROM pg_settings
+WHERE name IN ('warden.maintenance_enabled', 'warden.maintenance_naptime', 'warden.databases')
+ORDER BY name;
+SET warden.maintenance_naptime = 5;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET warden.maintenance_naptime = 0;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SYSTEM SET warden.databases = '"unterminated';
+\echo :LAST_ERROR_SQLSTATE
+
 DROP PROCEDURE public.jobs_ok(), public.jobs_fail(), public.jobs_slow();
 DROP TABLE jobs_log;
 DROP EXTENSION pg_warden;
