@@ -127,6 +127,28 @@ $took = time() - $start;
 is($rc, 0, 'DROP DATABASE WITH (FORCE) during a job succeeds') or diag($err);
 ok($took < 5, "DROP DATABASE during a job did not hang ($took s)");
 
+# PostgreSQL 15's DROP DATABASE waits until every backend has absorbed a
+# ProcSignalBarrier; a worker busy in a job elsewhere must not hold it up.
+$node->safe_psql('postgres', q{
+	CREATE PROCEDURE public.long_job() LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(60); END $$;
+	SELECT warden.schedule_job('long_job', 'public.long_job', '1 hour', time_budget => '5 minutes');
+	CREATE DATABASE scratch;
+});
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM warden.job_runs WHERE job = 'long_job' AND status = 'running'"),
+	'a long job is running in postgres');
+$start = time();
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE scratch', timeout => 30);
+$took = time() - $start;
+is($rc, 0, 'DROP DATABASE of another database during a job succeeds') or diag($err);
+ok($took < 5, "the busy worker absorbed the barrier ($took s)");
+$node->safe_psql('postgres', "UPDATE warden.jobs SET enabled = false WHERE name = 'long_job'");
+$node->safe_psql('postgres',
+	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'");
+ok($node->poll_query_until('postgres',
+	"SELECT status = 'cancelled' FROM warden.job_runs WHERE job = 'long_job' ORDER BY id DESC LIMIT 1"),
+	'pg_cancel_backend cancels the running job and the worker records it');
+
 # The worker in postgres kept working through all of it.
 my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM ticks');
 ok($node->poll_query_until('postgres', "SELECT count(*) > $before FROM ticks"),

@@ -47,6 +47,32 @@ my $w1 = last_wake();
 sleep 3;
 ok(last_wake() > $w1 + 1, 'and keeps waking every second');
 
+# Turned off by reload the workers stop (the launcher stays); on again, they return.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET warden.maintenance_enabled = off');
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'"),
+	'maintenance_enabled = off by reload stops the worker');
+is($node->safe_psql('postgres', "SELECT state FROM warden.maintenance_workers WHERE role = 'worker'"),
+	'disabled', 'and shows it as disabled');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET warden.maintenance_enabled');
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'"),
+	'maintenance_enabled back on brings it back');
+
+# warden.databases leaves out a database: its worker stops.
+$node->safe_psql('postgres', "ALTER SYSTEM SET warden.databases = 'other'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'"),
+	'a database left out of warden.databases loses its worker');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET warden.databases');
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'"),
+	'and gets it back when listed again');
+
 # SIGTERM: the worker exits within seconds, the launcher starts a new one.
 my $pid = worker_pid();
 my $start = time();
