@@ -282,6 +282,38 @@ static void wake_workers(void)
             SetLatch(latches[i]);
 }
 
+// A launcher that restarts (after pg_terminate_backend, say) has no handles for the
+// workers its predecessor started; they are stopped so that none runs twice.
+static void stop_orphaned_workers(void)
+{
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+    for (;;) {
+        int running = 0;
+        SpinLockAcquire(&warden_workers->mutex);
+        for (int i = 0; i < warden_workers->nslots; i++) {
+            WardenDbSlot* slot = &warden_workers->slots[i];
+            if (slot->pid != 0) {
+                running++;
+                kill(slot->pid, SIGTERM);
+            }
+        }
+        SpinLockRelease(&warden_workers->mutex);
+        if (running == 0 || GetCurrentTimestamp() >= deadline)
+            break;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+    SpinLockAcquire(&warden_workers->mutex);
+    for (int i = 0; i < warden_workers->nslots; i++) {
+        warden_workers->slots[i].active = false;
+        warden_workers->slots[i].state = WARDEN_SLOT_PENDING;
+        warden_workers->slots[i].retry_at = 0;
+    }
+    SpinLockRelease(&warden_workers->mutex);
+}
+
 void warden_launcher_main(Datum main_arg)
 {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -307,6 +339,7 @@ void warden_launcher_main(Datum main_arg)
     MemoryContext loop_context =
         AllocSetContextCreate(TopMemoryContext, "pg_warden launcher loop", ALLOCSET_DEFAULT_SIZES);
 
+    stop_orphaned_workers();
     ereport(LOG, (errmsg("pg_warden launcher started")));
     for (;;) {
         CHECK_FOR_INTERRUPTS();

@@ -87,6 +87,23 @@ ok($node->poll_query_until('postgres',
 is($node->safe_psql('postgres', "SELECT restarts FROM warden.maintenance_workers WHERE role = 'worker'"),
 	'1', 'restart counted');
 
+# The launcher, terminated, is restarted by the postmaster (after 10 s) and replaces the
+# worker its predecessor started rather than adding a second one.
+my $launcher = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_warden launcher'");
+$pid = worker_pid();
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_warden launcher' AND pid <> $launcher"),
+	'launcher restarted');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance' AND pid <> $pid"),
+	'a new worker replaced the old one');
+sleep 2;
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance'"),
+	'1', 'one worker, not two');
+
 # SIGKILL during a job: crash recovery, a new launcher and worker, and the run that was
 # going on is marked crashed with a reason.
 $node->safe_psql('postgres', q{
