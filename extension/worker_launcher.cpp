@@ -5,6 +5,7 @@
 //
 // The loop has pg_cron's shape: check for interrupts, reload settings on SIGHUP, do the
 // work in a short-lived memory context, wait on the latch with exit on postmaster death.
+#include "../core/backoff.hpp"
 #include "worker_shmem.h"
 
 extern "C" {
@@ -139,8 +140,7 @@ static void sync_slots(List* candidates, bool rescan, bool* gone)
 
 static int restart_delay_ms(int crashes_in_a_row)
 {
-    long delay = 1000L << Min(crashes_in_a_row - 1, 16);
-    return (int) Min(delay, (long) max_restart_delay_ms);
+    return (int) warden::backoff_delay_ms(crashes_in_a_row, 1000, max_restart_delay_ms);
 }
 
 static void start_worker(int i)
