@@ -66,14 +66,14 @@ struct JobStart {
 };
 
 // Runs one bookkeeping statement in its own SPI connection and commits it.
-static void begin_job(const char* name, JobStart* out)
+static void begin_job(const char* name, bool only_if_due, JobStart* out)
 {
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {CStringGetTextDatum(name)};
+    Oid types[2] = {TEXTOID, BOOLOID};
+    Datum values[2] = {CStringGetTextDatum(name), BoolGetDatum(only_if_due)};
 
     SPI_connect_ext(SPI_OPT_NONATOMIC);
-    if (SPI_execute_with_args("SELECT run_id, call_sql, budget_ms FROM warden._job_begin($1)",
-                              1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+    if (SPI_execute_with_args("SELECT run_id, call_sql, budget_ms FROM warden._job_begin($1, $2)",
+                              2, types, values, NULL, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "warden._job_begin failed");
     out->run = SPI_processed > 0;
     if (out->run) {
@@ -107,10 +107,10 @@ static void finish_job(int64 run_id, const char* status, const char* message,
     SPI_finish();
 }
 
-static void run_one_job(const char* name, MemoryContext context)
+static void run_one_job(const char* name, bool only_if_due, MemoryContext context)
 {
     JobStart start;
-    begin_job(name, &start);
+    begin_job(name, only_if_due, &start);
     MemoryContextSwitchTo(context);
     if (!start.run)
         return;
@@ -192,7 +192,7 @@ WARDEN_FUNCTION(warden_run_job)
                         errhint("Run them on the primary; a standby starts after promotion.")));
     MemoryContext context = CurrentMemoryContext;
     char* name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-    run_one_job(name, context);
+    run_one_job(name, false, context);
     PG_RETURN_VOID();
 }
 
@@ -222,7 +222,7 @@ WARDEN_FUNCTION(warden_run_maintenance)
 
     for (uint64 i = 0; i < njobs; i++) {
         CHECK_FOR_INTERRUPTS();
-        run_one_job(names[i], context);
+        run_one_job(names[i], true, context);
     }
     PG_RETURN_VOID();
 }

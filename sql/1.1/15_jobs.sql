@@ -143,7 +143,9 @@ $$;
 -- First half of a run, committed before the job starts: takes the job's advisory lock,
 -- resolves its procedure, and records a 'running' row. Returns no row when the job is
 -- skipped (already running elsewhere, procedure missing); that is recorded too.
-CREATE FUNCTION warden._job_begin(job_name text,
+-- only_if_due (run_maintenance): a job that another driver ran, removed or disabled since
+-- the list of due jobs was read is left alone, so a period's run never happens twice.
+CREATE FUNCTION warden._job_begin(job_name text, only_if_due boolean,
                                   OUT run_id bigint, OUT call_sql text, OUT budget_ms bigint)
 RETURNS SETOF record
 LANGUAGE plpgsql
@@ -156,6 +158,9 @@ DECLARE
 BEGIN
     SELECT * INTO j FROM warden.jobs WHERE name = job_name;
     IF NOT FOUND THEN
+        IF only_if_due THEN
+            RETURN;
+        END IF;
         RAISE EXCEPTION 'maintenance job "%" does not exist', job_name
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM warden.jobs lists the jobs.';
@@ -172,6 +177,15 @@ BEGIN
                 pg_catalog.format('already running in another session (pid %s)',
                                   coalesce(holder::text, 'unknown')), drv);
         RETURN;
+    END IF;
+
+    IF only_if_due THEN
+        -- A fresh look now that the lock is held (each statement takes a new snapshot).
+        SELECT * INTO j FROM warden.jobs WHERE id = j.id;
+        IF NOT FOUND OR NOT j.enabled OR j.next_run_at > pg_catalog.clock_timestamp() THEN
+            PERFORM pg_catalog.pg_advisory_unlock(warden._job_lock_key(), j.id);
+            RETURN;
+        END IF;
     END IF;
 
     proc := pg_catalog.to_regproc(j.procedure);
@@ -372,7 +386,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON warden.jobs, warden.job_runs TO warden_a
 GRANT SELECT ON warden.jobs, warden.job_runs, warden.maintenance_status,
                 warden.maintenance_workers TO warden_monitor, warden_admin;
 GRANT EXECUTE ON FUNCTION warden._job_lock_key(), warden._mark_crashed_runs(),
-    warden._job_driver(), warden._job_begin(text),
+    warden._job_driver(), warden._job_begin(text, boolean),
     warden._job_finish(bigint, text, bigint, text, text),
     warden.report_job_rows(bigint),
     warden.schedule_job(text, text, interval, interval, int, interval),
