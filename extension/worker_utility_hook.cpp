@@ -14,7 +14,9 @@ extern "C" {
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "nodes/parsenodes.h"
+#include "miscadmin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 }
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
@@ -101,6 +103,10 @@ static void warden_process_utility(PlannedStmt* pstmt, const char* queryString,
     Node* stmt = pstmt->utilityStmt;
     const char* exclusive = database_needing_exclusive_access(stmt);
     Oid dboid = exclusive ? get_database_oid(exclusive, true) : InvalidOid;
+    // Only for someone the statement will let through: others must not be able to bounce
+    // a worker with a DROP DATABASE that is bound to fail.
+    if (OidIsValid(dboid) && !pg_database_ownercheck(dboid, GetUserId()))
+        dboid = InvalidOid;
 
     if (OidIsValid(dboid)) {
         warden_workers_pause(dboid);

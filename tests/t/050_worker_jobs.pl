@@ -102,8 +102,18 @@ $node->safe_psql('app', 'CREATE EXTENSION pg_warden');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance' AND datname = 'app'"),
 	'worker back in app');
+# Someone who may not drop it doesn't get to bounce its worker either.
+my $app_worker = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance' AND datname = 'app'");
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE app', extra_params => ['-U', 'mallory']);
+like($err, qr/must be owner of database app/, 'DROP DATABASE by a non-owner fails');
+is($node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_warden maintenance' AND datname = 'app'"),
+	$app_worker, 'and leaves the worker alone');
+
 my $start = time();
-my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE app', timeout => 30);
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE app', timeout => 30);
 my $took = time() - $start;
 is($rc, 0, 'DROP DATABASE succeeds with a worker connected') or diag($err);
 ok($took < 5, "DROP DATABASE did not hang ($took s)");
