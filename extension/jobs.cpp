@@ -168,6 +168,13 @@ static void run_one_job(const char* name, bool only_if_due, MemoryContext contex
                                         : pstrdup(error->message);
         finish_job(start.run_id, status, message, unpack_sql_state(error->sqlerrcode));
         MemoryContextSwitchTo(context);
+        // A cancel that is not the job's budget (pg_cancel_backend, Ctrl-C, the caller's
+        // statement_timeout) is meant for the whole CALL: stop after recording it.
+        if (error->sqlerrcode == ERRCODE_QUERY_CANCELED && !over_budget)
+            ereport(ERROR,
+                    (errcode(ERRCODE_QUERY_CANCELED), errmsg("%s", error->message),
+                     errdetail("Maintenance job \"%s\" was cancelled and recorded as such; "
+                               "no further job ran.", name)));
         ereport(WARNING,
                 (errcode(error->sqlerrcode),
                  errmsg("maintenance job \"%s\" %s: %s", name, status, message),

@@ -72,6 +72,14 @@ CALL warden.run_job('jobs_slow');
 SELECT status, sqlstate, error_message, finished_at - started_at < interval '5 seconds' AS quick
 FROM warden.job_runs WHERE job = 'jobs_slow';
 
+-- The caller's own statement_timeout (like a cancel request) stops the whole CALL; the
+-- job's run is recorded first.
+SET statement_timeout = '300ms';
+CALL warden.run_job('jobs_slow');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT status, error_message FROM warden.job_runs WHERE job = 'jobs_slow' ORDER BY id DESC LIMIT 1;
+
 -- A job whose procedure does not exist (yet) is skipped, not an error.
 INSERT INTO warden.jobs (name, procedure, schedule, enabled)
 VALUES ('jobs_ghost', 'public.no_such_procedure', '1 hour', false);
