@@ -4,15 +4,17 @@
 // DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and CREATE DATABASE ...
 // TEMPLATE x refuse to run while another session is connected to the database, and
 // a background worker is such a session: the worker is stopped before the statement and
-// allowed back afterwards. CREATE/ALTER/DROP EXTENSION pg_warden and CREATE DATABASE
-// wake the launcher once their transaction commits, so a new installation gets its
-// worker within moments instead of at the next periodic check.
+// allowed back afterwards; so is the worker of the current database during ALTER or
+// DROP EXTENSION pg_warden, until the transaction ends. CREATE/ALTER/DROP EXTENSION
+// pg_warden and CREATE DATABASE wake the launcher once their transaction commits, so a
+// new installation gets its worker within moments instead of at the next periodic check.
 #include "worker_shmem.h"
 
 extern "C" {
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
@@ -21,17 +23,28 @@ extern "C" {
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static bool rescan_at_commit = false;
+static Oid paused_until_xact_end = InvalidOid;
 static bool xact_callback_registered = false;
 
 static void warden_workers_xact_callback(XactEvent event, void* arg)
 {
-    if (!rescan_at_commit)
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
         return;
-    if (event == XACT_EVENT_COMMIT) {
-        rescan_at_commit = false;
+    if (OidIsValid(paused_until_xact_end)) {
+        Oid dboid = paused_until_xact_end;
+        paused_until_xact_end = InvalidOid;
+        warden_workers_resume(dboid);
+    }
+    if (rescan_at_commit && event == XACT_EVENT_COMMIT)
         warden_workers_request_rescan();
-    } else if (event == XACT_EVENT_ABORT) {
-        rescan_at_commit = false;
+    rescan_at_commit = false;
+}
+
+static void ensure_xact_callback(void)
+{
+    if (!xact_callback_registered) {
+        RegisterXactCallback(warden_workers_xact_callback, NULL);
+        xact_callback_registered = true;
     }
 }
 
@@ -83,6 +96,14 @@ static bool changes_where_warden_is_installed(Node* stmt)
     return false;
 }
 
+// ALTER and DROP EXTENSION pg_warden lock pg_warden's tables in an order of their own;
+// a worker running jobs at that moment could deadlock with them.
+static bool rewrites_warden_tables(Node* stmt)
+{
+    return changes_where_warden_is_installed(stmt) && !IsA(stmt, CreateExtensionStmt) &&
+           !IsA(stmt, CreatedbStmt);
+}
+
 static void run_utility(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree,
                         ProcessUtilityContext context, ParamListInfo params,
                         QueryEnvironment* queryEnv, DestReceiver* dest, QueryCompletion* qc)
@@ -108,6 +129,16 @@ static void warden_process_utility(PlannedStmt* pstmt, const char* queryString,
     if (OidIsValid(dboid) && !pg_database_ownercheck(dboid, GetUserId()))
         dboid = InvalidOid;
 
+    // The worker of this database steps aside until the transaction ends.
+    if (rewrites_warden_tables(stmt) && !OidIsValid(paused_until_xact_end)) {
+        Oid extension = get_extension_oid("pg_warden", true);
+        if (OidIsValid(extension) && pg_extension_ownercheck(extension, GetUserId())) {
+            ensure_xact_callback();
+            paused_until_xact_end = MyDatabaseId;
+            warden_workers_pause(MyDatabaseId);
+        }
+    }
+
     if (OidIsValid(dboid)) {
         warden_workers_pause(dboid);
         PG_TRY();
@@ -126,10 +157,7 @@ static void warden_process_utility(PlannedStmt* pstmt, const char* queryString,
     }
 
     if (changes_where_warden_is_installed(stmt)) {
-        if (!xact_callback_registered) {
-            RegisterXactCallback(warden_workers_xact_callback, NULL);
-            xact_callback_registered = true;
-        }
+        ensure_xact_callback();
         rescan_at_commit = true;
     }
 }

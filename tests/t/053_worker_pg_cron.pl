@@ -49,10 +49,10 @@ $node->safe_psql('postgres', q{
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) > 0 FROM warden.job_runs WHERE job = 'prune_job_runs' AND driver = 'pg_cron' AND status = 'succeeded'"),
 	'pg_cron ran CALL warden.run_maintenance()');
-is($node->safe_psql('postgres',
+ok($node->poll_query_until('postgres',
 	"SELECT status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
-	  WHERE j.jobname = 'warden-maintenance' ORDER BY runid LIMIT 1"),
-	'succeeded', 'pg_cron reports the CALL as succeeded');
+	  WHERE j.jobname = 'warden-maintenance' ORDER BY runid LIMIT 1", 'succeeded'),
+	'pg_cron reports the CALL as succeeded');
 
 ok($node->poll_query_until('app',
 	"SELECT count(*) >= 2 FROM warden.job_runs WHERE job = 'overlap' AND driver = 'pg_cron' AND status <> 'running'"),
