@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "ledger.h"
 #include "settings.h"
+#include "worker_shmem.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -15,6 +16,7 @@ void _PG_init(void)
 {
     warden_audit_init();
     warden_ledger_init();
+    warden_worker_init();
     // Last: reserving the prefix drops any warden.* placeholder not defined above.
     warden_define_settings();
 }
