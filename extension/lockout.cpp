@@ -12,67 +12,117 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 }
 
 namespace {
 
-// Reads the policy, the principal's counter for this kind of source, and the source's
-// throttle state. $1 principal, $2 source (may be NULL).
-const char* const read_sql = R"SQL(
-SELECT p.threshold, p.observation_window, p.lock_duration, p.backoff, p.max_lock_duration,
-       p.permanent_after, p.source_threshold, p.source_window,
-       ($2 IS NOT NULL AND p.source_threshold IS NOT NULL
-        AND NOT coalesce($2 <<= ANY (p.allowed_sources::inet[]), false)) AS throttles_source,
-       k.principal IS NOT NULL AS known, k.last_success_at,
-       coalesce(a.failures, 0), a.locked_until, coalesce(a.lockouts, 0),
-       coalesce(s.failures, 0), s.window_start + p.source_window AS source_until
-FROM warden.lockout_policy p
-LEFT JOIN warden.login_known_sources k ON k.principal = $1 AND k.source = $2
-LEFT JOIN warden.login_attempts a ON a.principal = $1 AND a.known_source = (k.principal IS NOT NULL)
-LEFT JOIN warden.login_source_failures s ON s.source = $2 AND s.window_start > now() - p.source_window
-)SQL";
-
-enum ReadColumn {
-    R_THRESHOLD = 1, R_WINDOW, R_LOCK_DURATION, R_BACKOFF, R_MAX_LOCK, R_PERMANENT_AFTER,
-    R_SOURCE_THRESHOLD, R_SOURCE_WINDOW, R_THROTTLES_SOURCE, R_KNOWN, R_LAST_SUCCESS,
-    R_FAILURES, R_LOCKED_UNTIL, R_LOCKOUTS, R_SOURCE_FAILURES, R_SOURCE_UNTIL
+// The policy row, cached per backend. A trigger on warden.lockout_policy sends a relcache
+// invalidation for the table on every change (and DROP EXTENSION sends one too); the
+// callback below then drops the copy, so every backend rereads it on its next call.
+struct Policy {
+    bool valid;
+    Oid relid;
+    int32 threshold;
+    Interval window;
+    Interval lock_duration;
+    bool backoff;
+    Interval max_lock;
+    bool has_permanent_after;
+    int32 permanent_after;
+    bool throttles_sources;
+    int32 source_threshold;
+    Interval source_window;
 };
 
-// One failure on the principal's counter. $1 principal, $2 known_source, $3 threshold,
-// $4 observation window, $5 lock duration, $6 backoff, $7 max lock duration,
-// $8 permanent_after. A window that ended, or a lock that ended since it began, starts a
-// new window. Lockouts in a row are forgotten once the last lock ended more than
-// max_lock_duration ago. The WHERE skips principals locked in the meantime.
+Policy policy;
+bool callback_registered;
+
+void policy_invalidate(Datum, Oid relid)
+{
+    if (relid == InvalidOid || relid == policy.relid)
+        policy.valid = false;
+}
+
+const char* const policy_sql = R"SQL(
+SELECT threshold, observation_window, lock_duration, backoff, max_lock_duration,
+       permanent_after, source_threshold, source_window, 'warden.lockout_policy'::regclass
+FROM warden.lockout_policy
+)SQL";
+
+// The principal's counter for one kind of source. $1 principal, $2 known_source.
+const char* const state_sql = R"SQL(
+SELECT failures, locked_until, lockouts FROM warden.login_attempts
+WHERE principal = $1 AND known_source = $2
+LIMIT 1
+)SQL";
+
+// For a login from a source address: has the principal logged in from it before, is the
+// source allow-listed, and how many failures has it caused in this window.
+// $1 principal, $2 source.
+const char* const source_state_sql = R"SQL(
+SELECT k.last_success_at,
+       NOT coalesce($2 <<= ANY (p.allowed_sources::inet[]), false) AS throttled_kind,
+       coalesce(s.failures, 0), s.window_start + p.source_window
+FROM warden.lockout_policy p
+LEFT JOIN warden.login_known_sources k ON k.principal = $1 AND k.source = $2
+LEFT JOIN warden.login_source_failures s
+       ON s.source = $2 AND s.window_start > now() - p.source_window
+)SQL";
+
+// One failure on the principal's counter, with its event unless it reaches the threshold
+// (lock_sql then sets the lock and records both events while the row is still locked).
+// $1 principal, $2 known_source, $3 threshold, $4 observation window, $5 source.
+// A window that ended, or a lock that ended since it began, starts a new window. The
+// WHERE skips principals locked in the meantime: no row comes back then.
 #define FRESH "(a.window_start IS NULL OR a.window_start <= now() - $4 " \
               " OR (a.locked_until IS NOT NULL AND a.locked_until >= a.window_start))"
-#define COUNT_AFTER "(CASE WHEN " FRESH " THEN 1 ELSE a.failures + 1 END)"
-#define PRIOR_LOCKOUTS "(CASE WHEN a.locked_until <= now() - $7 THEN 0 ELSE a.lockouts END)"
-#define LOCK_END(k) "(CASE WHEN $8 IS NOT NULL AND " k " >= $8 THEN 'infinity'::timestamptz " \
-    "ELSE now() + LEAST($7, CASE WHEN $6 THEN $5 * power(2.0::float8, LEAST(" k " - 1, 20)) " \
-    "ELSE $5 END) END)"
 const char* const fail_sql =
-    "INSERT INTO warden.login_attempts AS a"
-    "  (principal, known_source, failures, window_start, last_failure_at, lockouts, locked_until)"
-    " VALUES ($1, $2, 1, now(), now(), CASE WHEN 1 >= $3 THEN 1 ELSE 0 END,"
-    "         CASE WHEN 1 >= $3 THEN " LOCK_END("1") " END)"
+    "WITH up AS ("
+    " INSERT INTO warden.login_attempts AS a"
+    "  (principal, known_source, failures, window_start, last_failure_at)"
+    " VALUES ($1, $2, 1, now(), now())"
     " ON CONFLICT (principal, known_source) DO UPDATE SET"
-    "  failures = " COUNT_AFTER ","
+    "  failures = CASE WHEN " FRESH " THEN 1 ELSE a.failures + 1 END,"
     "  window_start = CASE WHEN " FRESH " THEN now() ELSE a.window_start END,"
-    "  last_failure_at = now(),"
-    "  lockouts = CASE WHEN " COUNT_AFTER " >= $3 THEN " PRIOR_LOCKOUTS " + 1 ELSE a.lockouts END,"
-    "  locked_until = CASE WHEN " COUNT_AFTER " >= $3"
-    "                 THEN " LOCK_END("(" PRIOR_LOCKOUTS " + 1)") " ELSE a.locked_until END"
+    "  last_failure_at = now()"
     " WHERE a.locked_until IS NULL OR a.locked_until <= now()"
-    " RETURNING a.failures, a.locked_until, a.locked_until > now()";
-#undef FRESH
-#undef COUNT_AFTER
+    " RETURNING a.failures"
+    "), ev AS ("
+    " INSERT INTO warden.security_events (event_type, principal, source, failures)"
+    " SELECT 'login_failed', $1, $5, up.failures FROM up WHERE up.failures < $3"
+    ") SELECT failures FROM up";
+
+// The threshold-th failure: lock with backoff. Lockouts in a row are forgotten once the
+// last lock ended more than max_lock_duration ago.
+// $1 principal, $2 known_source, $3 lock duration, $4 backoff, $5 max lock duration,
+// $6 permanent_after, $7 source, $8 detail of the lockout.
+#define PRIOR_LOCKOUTS "(CASE WHEN a.locked_until <= now() - $5 THEN 0 ELSE a.lockouts END)"
+const char* const lock_sql =
+    "WITH locked AS ("
+    " UPDATE warden.login_attempts a SET"
+    "  lockouts = " PRIOR_LOCKOUTS " + 1,"
+    "  locked_until = CASE WHEN $6 IS NOT NULL AND " PRIOR_LOCKOUTS " + 1 >= $6"
+    "                 THEN 'infinity'::timestamptz"
+    "                 ELSE now() + LEAST($5, CASE WHEN $4"
+    "                      THEN $3 * power(2.0::float8, LEAST(" PRIOR_LOCKOUTS ", 20))"
+    "                      ELSE $3 END) END"
+    " WHERE a.principal = $1 AND a.known_source = $2"
+    " RETURNING a.failures, a.locked_until"
+    "), ev AS ("
+    " INSERT INTO warden.security_events (event_type, principal, source, failures, locked_until, detail)"
+    " SELECT e.type, $1, $7, locked.failures, locked.locked_until, e.detail"
+    " FROM locked, (VALUES (1, 'login_failed', NULL), (2, 'locked', $8)) e (n, type, detail)"
+    ") SELECT failures, locked_until FROM locked";
 #undef PRIOR_LOCKOUTS
-#undef LOCK_END
+#undef FRESH
 
 // One failure from a source address. $1 source, $2 source window.
 const char* const source_sql = R"SQL(
@@ -107,7 +157,10 @@ VALUES ($1, $2, $3, $4, $5, $6)
 // logins of one principal from one address do not all write.
 constexpr int64 known_refresh_usecs = USECS_PER_HOUR;
 
-enum PlanId { PLAN_READ, PLAN_FAIL, PLAN_SOURCE, PLAN_RESET, PLAN_KNOWN, PLAN_EVENT, PLAN_COUNT };
+enum PlanId {
+    PLAN_POLICY, PLAN_STATE, PLAN_SOURCE_STATE, PLAN_FAIL, PLAN_LOCK, PLAN_SOURCE, PLAN_RESET,
+    PLAN_KNOWN, PLAN_EVENT, PLAN_COUNT
+};
 
 SPIPlanPtr plans[PLAN_COUNT];
 
@@ -115,26 +168,31 @@ SPIPlanPtr plan(PlanId id)
 {
     if (plans[id])
         return plans[id];
-    static Oid read_types[] = {TEXTOID, INETOID};
-    static Oid fail_types[] = {TEXTOID, BOOLOID, INT4OID, INTERVALOID,
-                               INTERVALOID, BOOLOID, INTERVALOID, INT4OID};
-    static Oid source_types[] = {INETOID, INTERVALOID};
     static Oid principal_known_types[] = {TEXTOID, BOOLOID};
-    static Oid known_types[] = {TEXTOID, INETOID};
+    static Oid principal_source_types[] = {TEXTOID, INETOID};
+    static Oid fail_types[] = {TEXTOID, BOOLOID, INT4OID, INTERVALOID, INETOID};
+    static Oid lock_types[] = {TEXTOID, BOOLOID, INTERVALOID, BOOLOID, INTERVALOID,
+                               INT4OID, INETOID, TEXTOID};
+    static Oid source_types[] = {INETOID, INTERVALOID};
     static Oid event_types[] = {TEXTOID, TEXTOID, INETOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
     const char* sql = nullptr;
     int nargs = 0;
     Oid* types = nullptr;
     switch (id) {
-    case PLAN_READ: sql = read_sql; nargs = 2; types = read_types; break;
-    case PLAN_FAIL: sql = fail_sql; nargs = 8; types = fail_types; break;
+    case PLAN_POLICY: sql = policy_sql; break;
+    case PLAN_STATE: sql = state_sql; nargs = 2; types = principal_known_types; break;
+    case PLAN_SOURCE_STATE: sql = source_state_sql; nargs = 2; types = principal_source_types; break;
+    case PLAN_FAIL: sql = fail_sql; nargs = 5; types = fail_types; break;
+    case PLAN_LOCK: sql = lock_sql; nargs = 8; types = lock_types; break;
     case PLAN_SOURCE: sql = source_sql; nargs = 2; types = source_types; break;
     case PLAN_RESET: sql = reset_sql; nargs = 2; types = principal_known_types; break;
-    case PLAN_KNOWN: sql = known_sql; nargs = 2; types = known_types; break;
+    case PLAN_KNOWN: sql = known_sql; nargs = 2; types = principal_source_types; break;
     case PLAN_EVENT: sql = event_sql; nargs = 6; types = event_types; break;
     case PLAN_COUNT: break;
     }
-    SPIPlanPtr p = SPI_prepare(sql, nargs, types);
+    // Generic plans always: with a NULL source the planner would fold joins away, find
+    // every custom plan cheaper than the generic one, and so plan again on every call.
+    SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
     if (p == nullptr)
         elog(ERROR, "pg_warden: preparing lockout statement %d failed: %s", (int) id,
              SPI_result_code_string(SPI_result));
@@ -151,48 +209,101 @@ void run(PlanId id, Datum* values, const char* nulls, int expected)
              SPI_result_code_string(rc));
 }
 
-// The row of the read statement; valid until SPI_finish.
-struct State {
-    HeapTuple tuple;
-    TupleDesc desc;
-};
-
-Datum column(const State& s, int col, bool* isnull)
+// Column col of the first result row; isnull may be nullptr for NOT NULL columns.
+Datum result(int col, bool* isnull)
 {
-    return SPI_getbinval(s.tuple, s.desc, col, isnull);
+    bool dummy;
+    return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col,
+                         isnull ? isnull : &dummy);
 }
 
-bool column_bool(const State& s, int col)
+Interval interval_result(int col)
 {
-    bool isnull;
-    Datum d = column(s, col, &isnull);
-    return !isnull && DatumGetBool(d);
+    return *DatumGetIntervalP(result(col, nullptr));
 }
 
-int32 column_int(const State& s, int col)
+void load_policy()
 {
-    bool isnull;
-    Datum d = column(s, col, &isnull);
-    return isnull ? 0 : DatumGetInt32(d);
-}
-
-// Returns 0 (DT_NOBEGIN never occurs here) for NULL.
-TimestampTz column_time(const State& s, int col, bool* isnull)
-{
-    Datum d = column(s, col, isnull);
-    return *isnull ? 0 : DatumGetTimestampTz(d);
-}
-
-State read_state(Datum principal, Datum source, bool source_null)
-{
-    Datum values[2] = {principal, source};
-    char nulls[2] = {' ', source_null ? 'n' : ' '};
-    run(PLAN_READ, values, nulls, SPI_OK_SELECT);
+    if (policy.valid)
+        return;
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(policy_invalidate, (Datum) 0);
+        callback_registered = true;
+    }
+    run(PLAN_POLICY, nullptr, nullptr, SPI_OK_SELECT);
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("warden.lockout_policy has no row"),
                         errhint("Restore it with INSERT INTO warden.lockout_policy DEFAULT VALUES.")));
-    return State{SPI_tuptable->vals[0], SPI_tuptable->tupdesc};
+    Policy p;
+    bool isnull;
+    p.threshold = DatumGetInt32(result(1, nullptr));
+    p.window = interval_result(2);
+    p.lock_duration = interval_result(3);
+    p.backoff = DatumGetBool(result(4, nullptr));
+    p.max_lock = interval_result(5);
+    p.permanent_after = DatumGetInt32(result(6, &isnull));
+    p.has_permanent_after = !isnull;
+    p.source_threshold = DatumGetInt32(result(7, &isnull));
+    p.throttles_sources = !isnull;
+    p.source_window = interval_result(8);
+    p.relid = DatumGetObjectId(result(9, nullptr));
+    p.valid = true;
+    policy = p;
+}
+
+// The principal's counter for one kind of source, as read without a lock.
+struct Counter {
+    int32 failures;
+    bool has_until;
+    TimestampTz locked_until;
+    int32 lockouts;
+};
+
+Counter read_counter(Datum principal, bool known)
+{
+    Datum values[2] = {principal, BoolGetDatum(known)};
+    run(PLAN_STATE, values, "  ", SPI_OK_SELECT);
+    Counter c{0, false, 0, 0};
+    if (SPI_processed == 1) {
+        bool isnull;
+        c.failures = DatumGetInt32(result(1, nullptr));
+        c.locked_until = DatumGetTimestampTz(result(2, &isnull));
+        c.has_until = !isnull;
+        c.lockouts = DatumGetInt32(result(3, nullptr));
+    }
+    return c;
+}
+
+// What is known about the source of a login (all false/zero for a NULL source).
+struct SourceState {
+    bool known;
+    bool has_last_success;
+    TimestampTz last_success;
+    bool throttled_kind;  // not allow-listed, and the policy throttles sources
+    int32 failures;
+    bool has_until;
+    TimestampTz until;
+};
+
+SourceState read_source(Datum principal, Datum source, bool source_null)
+{
+    SourceState st{false, false, 0, false, 0, false, 0};
+    if (source_null)
+        return st;
+    Datum values[2] = {principal, source};
+    run(PLAN_SOURCE_STATE, values, "  ", SPI_OK_SELECT);
+    if (SPI_processed != 1)
+        return st;
+    bool isnull;
+    st.last_success = DatumGetTimestampTz(result(1, &isnull));
+    st.has_last_success = !isnull;
+    st.known = !isnull;
+    st.throttled_kind = policy.throttles_sources && DatumGetBool(result(2, nullptr));
+    st.failures = DatumGetInt32(result(3, nullptr));
+    st.until = DatumGetTimestampTz(result(4, &isnull));
+    st.has_until = !isnull;
+    return st;
 }
 
 void record_event(const char* type, Datum principal, Datum source, bool source_null,
@@ -256,114 +367,93 @@ bool locked_now(bool has_until, TimestampTz until)
 
 Decision login_failed(Datum principal, Datum source, bool source_null)
 {
-    State s = read_state(principal, source, source_null);
-    bool lu_null;
-    TimestampTz locked_until = column_time(s, R_LOCKED_UNTIL, &lu_null);
-    int32 failures = column_int(s, R_FAILURES);
+    SourceState src = read_source(principal, source, source_null);
+    Counter c = read_counter(principal, src.known);
 
     // A throttled source: refused, and its failures stop counting against accounts.
-    if (column_bool(s, R_THROTTLES_SOURCE)) {
-        int32 limit = column_int(s, R_SOURCE_THRESHOLD);
-        bool su_null;
-        TimestampTz source_until = column_time(s, R_SOURCE_UNTIL, &su_null);
-        int32 source_failures = column_int(s, R_SOURCE_FAILURES);
-        if (source_failures <= limit) {
-            bool isnull;
-            Datum values[2] = {source, column(s, R_SOURCE_WINDOW, &isnull)};
+    if (src.throttled_kind) {
+        int32 limit = policy.source_threshold;
+        if (src.failures <= limit) {
+            Datum values[2] = {source, IntervalPGetDatum(&policy.source_window)};
             run(PLAN_SOURCE, values, "  ", SPI_OK_INSERT_RETURNING);
-            source_failures = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-                                                          SPI_tuptable->tupdesc, 1, &isnull));
-            source_until = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-                                                             SPI_tuptable->tupdesc, 2, &isnull));
-            if (source_failures == limit + 1)
-                record_event("source_throttled", principal, source, false, source_failures, true,
-                             source_until, nullptr);
+            src.failures = DatumGetInt32(result(1, nullptr));
+            src.until = DatumGetTimestampTz(result(2, nullptr));
+            src.has_until = true;
+            if (src.failures == limit + 1)
+                record_event("source_throttled", principal, source, false, src.failures, true,
+                             src.until, nullptr);
         }
-        if (source_failures > limit) {
-            record_event("login_failed", principal, source, false, failures, true, source_until,
-                         "source throttled; not counted");
-            return Decision{true, true, source_until, failures};
+        if (src.failures > limit) {
+            record_event("login_failed", principal, source, false, c.failures, src.has_until,
+                         src.until, "source throttled; not counted");
+            return Decision{true, src.has_until, src.until, c.failures};
         }
     }
 
-    if (locked_now(!lu_null, locked_until)) {
-        record_event("login_failed", principal, source, source_null, failures, true,
-                     locked_until, "while locked; not counted");
-        return Decision{true, true, locked_until, failures};
+    if (locked_now(c.has_until, c.locked_until)) {
+        record_event("login_failed", principal, source, source_null, c.failures, true,
+                     c.locked_until, "while locked; not counted");
+        return Decision{true, true, c.locked_until, c.failures};
     }
 
-    bool known = column_bool(s, R_KNOWN);
-    Datum values[8];
-    char nulls[8];
-    values[0] = principal;
-    values[1] = BoolGetDatum(known);
-    for (int i = 2; i < 8; i++) {
-        static const int from[] = {R_THRESHOLD, R_WINDOW, R_LOCK_DURATION, R_BACKOFF, R_MAX_LOCK,
-                                   R_PERMANENT_AFTER};
-        bool isnull;
-        values[i] = column(s, from[i - 2], &isnull);
-        nulls[i] = isnull ? 'n' : ' ';
-    }
-    nulls[0] = nulls[1] = ' ';
-    run(PLAN_FAIL, values, nulls, SPI_OK_INSERT_RETURNING);
+    Datum values[5] = {principal, BoolGetDatum(src.known), Int32GetDatum(policy.threshold),
+                       IntervalPGetDatum(&policy.window), source};
+    char nulls[5] = {' ', ' ', ' ', ' ', source_null ? 'n' : ' '};
+    run(PLAN_FAIL, values, nulls, SPI_OK_SELECT);
 
     if (SPI_processed == 0) {
         // Locked by a concurrent failure or an administrator after our read.
-        State now_state = read_state(principal, source, source_null);
-        locked_until = column_time(now_state, R_LOCKED_UNTIL, &lu_null);
-        failures = column_int(now_state, R_FAILURES);
-        record_event("login_failed", principal, source, source_null, failures, !lu_null,
-                     locked_until, "while locked; not counted");
-        return Decision{!lu_null, !lu_null, locked_until, failures};
+        c = read_counter(principal, src.known);
+        record_event("login_failed", principal, source, source_null, c.failures, c.has_until,
+                     c.locked_until, "while locked; not counted");
+        return Decision{c.has_until, c.has_until, c.locked_until, c.failures};
     }
+    int32 failures = DatumGetInt32(result(1, nullptr));
+    if (failures < policy.threshold)
+        return Decision{false, false, 0, failures};
 
-    bool isnull;
-    HeapTuple row = SPI_tuptable->vals[0];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    failures = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-    locked_until = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &lu_null));
-    bool locked = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)) && !isnull;
-    record_event("login_failed", principal, source, source_null, failures, locked, locked_until,
-                 nullptr);
-    if (locked)
-        record_event("locked", principal, source, source_null, failures, true, locked_until,
-                     known ? "threshold reached from a known source" : "threshold reached");
-    return Decision{locked, locked, locked_until, failures};
+    // This failure holds the row lock until commit, so it alone sets the lock.
+    const char* detail = src.known ? "threshold reached from a known source" : "threshold reached";
+    Datum lock_values[8] = {principal,
+                            BoolGetDatum(src.known),
+                            IntervalPGetDatum(&policy.lock_duration),
+                            BoolGetDatum(policy.backoff),
+                            IntervalPGetDatum(&policy.max_lock),
+                            Int32GetDatum(policy.permanent_after),
+                            source,
+                            CStringGetTextDatum(detail)};
+    char lock_nulls[8] = {' ', ' ', ' ', ' ', ' ', policy.has_permanent_after ? ' ' : 'n',
+                          source_null ? 'n' : ' ', ' '};
+    run(PLAN_LOCK, lock_values, lock_nulls, SPI_OK_SELECT);
+    if (SPI_processed != 1)
+        elog(ERROR, "pg_warden: the counter of a principal vanished while locked");
+    TimestampTz locked_until = DatumGetTimestampTz(result(2, nullptr));
+    return Decision{true, true, locked_until, failures};
 }
 
 Decision login_succeeded(Datum principal, Datum source, bool source_null)
 {
-    State s = read_state(principal, source, source_null);
-    bool lu_null;
-    TimestampTz locked_until = column_time(s, R_LOCKED_UNTIL, &lu_null);
+    SourceState src = read_source(principal, source, source_null);
+    Counter c = read_counter(principal, src.known);
 
-    if (column_bool(s, R_THROTTLES_SOURCE) &&
-        column_int(s, R_SOURCE_FAILURES) > column_int(s, R_SOURCE_THRESHOLD)) {
-        bool su_null;
-        TimestampTz source_until = column_time(s, R_SOURCE_UNTIL, &su_null);
-        return Decision{true, true, source_until, column_int(s, R_FAILURES)};
-    }
-    if (locked_now(!lu_null, locked_until))
-        return Decision{true, true, locked_until, column_int(s, R_FAILURES)};
+    if (src.throttled_kind && src.failures > policy.source_threshold)
+        return Decision{true, src.has_until, src.until, c.failures};
+    if (locked_now(c.has_until, c.locked_until))
+        return Decision{true, true, c.locked_until, c.failures};
 
-    bool known = column_bool(s, R_KNOWN);
-    if (column_int(s, R_FAILURES) > 0 || column_int(s, R_LOCKOUTS) > 0 || !lu_null) {
-        Datum values[2] = {principal, BoolGetDatum(known)};
+    if (c.failures > 0 || c.lockouts > 0 || c.has_until) {
+        Datum values[2] = {principal, BoolGetDatum(src.known)};
         run(PLAN_RESET, values, "  ", SPI_OK_UPDATE);
         if (SPI_processed == 0) {
-            State now_state = read_state(principal, source, source_null);
-            locked_until = column_time(now_state, R_LOCKED_UNTIL, &lu_null);
-            if (locked_now(!lu_null, locked_until))
-                return Decision{true, true, locked_until, column_int(now_state, R_FAILURES)};
+            c = read_counter(principal, src.known);
+            if (locked_now(c.has_until, c.locked_until))
+                return Decision{true, true, c.locked_until, c.failures};
         }
     }
-    if (!source_null) {
-        bool ls_null;
-        TimestampTz last = column_time(s, R_LAST_SUCCESS, &ls_null);
-        if (ls_null || last < GetCurrentTransactionStartTimestamp() - known_refresh_usecs) {
-            Datum values[2] = {principal, source};
-            run(PLAN_KNOWN, values, "  ", SPI_OK_INSERT);
-        }
+    if (!source_null && (!src.has_last_success ||
+                         src.last_success < GetCurrentTransactionStartTimestamp() - known_refresh_usecs)) {
+        Datum values[2] = {principal, source};
+        run(PLAN_KNOWN, values, "  ", SPI_OK_INSERT);
     }
     return Decision{false, false, 0, 0};
 }
@@ -377,6 +467,7 @@ Datum decide(FunctionCallInfo fcinfo, Rule rule)
     Datum source = source_null ? (Datum) 0 : PG_GETARG_DATUM(1);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "pg_warden: SPI_connect failed");
+    load_policy();
     Decision d = rule(principal, source, source_null);
     SPI_finish();
     return decision_tuple(fcinfo, d);
@@ -392,4 +483,14 @@ WARDEN_FUNCTION(warden_login_failed)
 WARDEN_FUNCTION(warden_login_succeeded)
 {
     return decide(fcinfo, login_succeeded);
+}
+
+// Statement trigger on warden.lockout_policy: every backend drops its cached copy.
+WARDEN_FUNCTION(warden_lockout_policy_changed)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("warden._lockout_policy_changed() must be called as a trigger")));
+    CacheInvalidateRelcacheByRelid(RelationGetRelid(((TriggerData*) fcinfo->context)->tg_relation));
+    return PointerGetDatum(nullptr);
 }

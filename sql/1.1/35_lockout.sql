@@ -27,6 +27,14 @@ CREATE TABLE warden.lockout_policy (
 );
 INSERT INTO warden.lockout_policy DEFAULT VALUES;
 
+-- login_failed keeps a copy of the policy in each backend; any change invalidates them all.
+CREATE FUNCTION warden._lockout_policy_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'warden_lockout_policy_changed'
+LANGUAGE C;
+CREATE TRIGGER lockout_policy_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON warden.lockout_policy
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._lockout_policy_changed();
+
 -- Failure counters. Each principal has two: failures from sources it has logged in from
 -- successfully before (known_source) and from everywhere else, so that an attacker
 -- elsewhere cannot lock the owner out of their usual address.
@@ -40,7 +48,9 @@ CREATE TABLE warden.login_attempts (
     locked_until    timestamptz,
     PRIMARY KEY (principal, known_source)
 );
-CREATE INDEX login_attempts_last_failure ON warden.login_attempts (last_failure_at);
+-- No index besides the key: every failure updates the row, and an index on a changing
+-- column would turn those HOT updates into index insertions. Cleanup scans instead.
+ALTER TABLE warden.login_attempts SET (fillfactor = 80);
 
 CREATE TABLE warden.login_known_sources (
     principal       text        NOT NULL,
@@ -59,8 +69,9 @@ CREATE TABLE warden.login_source_failures (
 CREATE TABLE warden.security_events (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    event_type   text        NOT NULL
-                 CHECK (event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled')),
+    -- 'login_failed', 'locked', 'unlocked', 'source_throttled'. No CHECK constraint: it
+    -- would be read back and prepared on every insert, on the login path.
+    event_type   text        NOT NULL,
     principal    text,
     source       inet,
     failures     integer,
