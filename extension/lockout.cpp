@@ -10,15 +10,23 @@
 #include "bridge.h"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
 
@@ -43,25 +51,68 @@ struct Policy {
 };
 
 Policy policy;
+
+// warden.login_attempts, read directly through its primary key: the read happens on every
+// call, and a plan for it would be made once per backend from whatever statistics the
+// table had then (right after CREATE EXTENSION or TRUNCATE, a sequential scan).
+struct Attempts {
+    bool valid;
+    Oid relid;
+    Oid pkey;
+    AttrNumber failures;
+    AttrNumber locked_until;
+    AttrNumber lockouts;
+};
+
+Attempts attempts;
 bool callback_registered;
 
-void policy_invalidate(Datum, Oid relid)
+void relation_invalidate(Datum, Oid relid)
 {
     if (relid == InvalidOid || relid == policy.relid)
         policy.valid = false;
+    if (relid == InvalidOid || relid == attempts.relid || relid == attempts.pkey)
+        attempts.valid = false;
+}
+
+void register_callback()
+{
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(relation_invalidate, (Datum) 0);
+        callback_registered = true;
+    }
+}
+
+AttrNumber column_number(Oid relid, const char* name)
+{
+    AttrNumber n = get_attnum(relid, name);
+    if (n == InvalidAttrNumber)
+        elog(ERROR, "pg_warden: warden.login_attempts has no column %s", name);
+    return n;
+}
+
+void load_attempts()
+{
+    if (attempts.valid)
+        return;
+    register_callback();
+    Oid ns = get_namespace_oid("warden", false);
+    Attempts a;
+    a.relid = get_relname_relid("login_attempts", ns);
+    a.pkey = get_relname_relid("login_attempts_pkey", ns);
+    if (!OidIsValid(a.relid) || !OidIsValid(a.pkey))
+        elog(ERROR, "pg_warden: warden.login_attempts or its primary key is missing");
+    a.failures = column_number(a.relid, "failures");
+    a.locked_until = column_number(a.relid, "locked_until");
+    a.lockouts = column_number(a.relid, "lockouts");
+    a.valid = true;
+    attempts = a;
 }
 
 const char* const policy_sql = R"SQL(
 SELECT threshold, observation_window, lock_duration, backoff, max_lock_duration,
        permanent_after, source_threshold, source_window, 'warden.lockout_policy'::regclass
 FROM warden.lockout_policy
-)SQL";
-
-// The principal's counter for one kind of source. $1 principal, $2 known_source.
-const char* const state_sql = R"SQL(
-SELECT failures, locked_until, lockouts FROM warden.login_attempts
-WHERE principal = $1 AND known_source = $2
-LIMIT 1
 )SQL";
 
 // For a login from a source address: has the principal logged in from it before, is the
@@ -94,16 +145,17 @@ const char* const fail_sql =
     "  window_start = CASE WHEN " FRESH " THEN now() ELSE a.window_start END,"
     "  last_failure_at = now()"
     " WHERE a.locked_until IS NULL OR a.locked_until <= now()"
-    " RETURNING a.failures"
+    " RETURNING a.failures, a.ctid"
     "), ev AS ("
     " INSERT INTO warden.security_events (event_type, principal, source, failures)"
     " SELECT 'login_failed', $1, $5, up.failures FROM up WHERE up.failures < $3"
-    ") SELECT failures FROM up";
+    ") SELECT failures, ctid FROM up";
 
 // The threshold-th failure: lock with backoff. Lockouts in a row are forgotten once the
 // last lock ended more than max_lock_duration ago.
 // $1 principal, $2 known_source, $3 lock duration, $4 backoff, $5 max lock duration,
-// $6 permanent_after, $7 source, $8 detail of the lockout.
+// $6 permanent_after, $7 source, $8 detail of the lockout, $9 the row version this
+// transaction just wrote (and holds locked), found by TID without any plan choice.
 #define PRIOR_LOCKOUTS "(CASE WHEN a.locked_until <= now() - $5 THEN 0 ELSE a.lockouts END)"
 const char* const lock_sql =
     "WITH locked AS ("
@@ -114,7 +166,7 @@ const char* const lock_sql =
     "                 ELSE now() + LEAST($5, CASE WHEN $4"
     "                      THEN $3 * power(2.0::float8, LEAST(" PRIOR_LOCKOUTS ", 20))"
     "                      ELSE $3 END) END"
-    " WHERE a.principal = $1 AND a.known_source = $2"
+    " WHERE a.ctid = $9 AND a.principal = $1 AND a.known_source = $2"
     " RETURNING a.failures, a.locked_until"
     "), ev AS ("
     " INSERT INTO warden.security_events (event_type, principal, source, failures, locked_until, detail)"
@@ -158,7 +210,7 @@ VALUES ($1, $2, $3, $4, $5, $6)
 constexpr int64 known_refresh_usecs = USECS_PER_HOUR;
 
 enum PlanId {
-    PLAN_POLICY, PLAN_STATE, PLAN_SOURCE_STATE, PLAN_FAIL, PLAN_LOCK, PLAN_SOURCE, PLAN_RESET,
+    PLAN_POLICY, PLAN_SOURCE_STATE, PLAN_FAIL, PLAN_LOCK, PLAN_SOURCE, PLAN_RESET,
     PLAN_KNOWN, PLAN_EVENT, PLAN_COUNT
 };
 
@@ -172,7 +224,7 @@ SPIPlanPtr plan(PlanId id)
     static Oid principal_source_types[] = {TEXTOID, INETOID};
     static Oid fail_types[] = {TEXTOID, BOOLOID, INT4OID, INTERVALOID, INETOID};
     static Oid lock_types[] = {TEXTOID, BOOLOID, INTERVALOID, BOOLOID, INTERVALOID,
-                               INT4OID, INETOID, TEXTOID};
+                               INT4OID, INETOID, TEXTOID, TIDOID};
     static Oid source_types[] = {INETOID, INTERVALOID};
     static Oid event_types[] = {TEXTOID, TEXTOID, INETOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
     const char* sql = nullptr;
@@ -180,10 +232,9 @@ SPIPlanPtr plan(PlanId id)
     Oid* types = nullptr;
     switch (id) {
     case PLAN_POLICY: sql = policy_sql; break;
-    case PLAN_STATE: sql = state_sql; nargs = 2; types = principal_known_types; break;
     case PLAN_SOURCE_STATE: sql = source_state_sql; nargs = 2; types = principal_source_types; break;
     case PLAN_FAIL: sql = fail_sql; nargs = 5; types = fail_types; break;
-    case PLAN_LOCK: sql = lock_sql; nargs = 8; types = lock_types; break;
+    case PLAN_LOCK: sql = lock_sql; nargs = 9; types = lock_types; break;
     case PLAN_SOURCE: sql = source_sql; nargs = 2; types = source_types; break;
     case PLAN_RESET: sql = reset_sql; nargs = 2; types = principal_known_types; break;
     case PLAN_KNOWN: sql = known_sql; nargs = 2; types = principal_source_types; break;
@@ -226,10 +277,7 @@ void load_policy()
 {
     if (policy.valid)
         return;
-    if (!callback_registered) {
-        CacheRegisterRelcacheCallback(policy_invalidate, (Datum) 0);
-        callback_registered = true;
-    }
+    register_callback();
     run(PLAN_POLICY, nullptr, nullptr, SPI_OK_SELECT);
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -260,18 +308,32 @@ struct Counter {
     int32 lockouts;
 };
 
+// Reads with the latest snapshot, so that a lock committed by another backend since this
+// statement began is seen; the UPSERT rechecks under the row lock in any case.
 Counter read_counter(Datum principal, bool known)
 {
-    Datum values[2] = {principal, BoolGetDatum(known)};
-    run(PLAN_STATE, values, "  ", SPI_OK_SELECT);
+    load_attempts();
     Counter c{0, false, 0, 0};
-    if (SPI_processed == 1) {
+    Relation rel = table_open(attempts.relid, AccessShareLock);
+    ScanKeyData keys[2];
+    ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+                           DEFAULT_COLLATION_OID, F_TEXTEQ, principal);
+    ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid, InvalidOid,
+                           F_BOOLEQ, BoolGetDatum(known));
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    SysScanDesc scan = systable_beginscan(rel, attempts.pkey, true, snapshot, 2, keys);
+    HeapTuple tuple = systable_getnext(scan);
+    if (HeapTupleIsValid(tuple)) {
+        TupleDesc desc = RelationGetDescr(rel);
         bool isnull;
-        c.failures = DatumGetInt32(result(1, nullptr));
-        c.locked_until = DatumGetTimestampTz(result(2, &isnull));
+        c.failures = DatumGetInt32(heap_getattr(tuple, attempts.failures, desc, &isnull));
+        c.locked_until = DatumGetTimestampTz(heap_getattr(tuple, attempts.locked_until, desc, &isnull));
         c.has_until = !isnull;
-        c.lockouts = DatumGetInt32(result(3, nullptr));
+        c.lockouts = DatumGetInt32(heap_getattr(tuple, attempts.lockouts, desc, &isnull));
     }
+    systable_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
     return c;
 }
 
@@ -414,16 +476,18 @@ Decision login_failed(Datum principal, Datum source, bool source_null)
 
     // This failure holds the row lock until commit, so it alone sets the lock.
     const char* detail = src.known ? "threshold reached from a known source" : "threshold reached";
-    Datum lock_values[8] = {principal,
+    Datum row = result(2, nullptr);
+    Datum lock_values[9] = {principal,
                             BoolGetDatum(src.known),
                             IntervalPGetDatum(&policy.lock_duration),
                             BoolGetDatum(policy.backoff),
                             IntervalPGetDatum(&policy.max_lock),
                             Int32GetDatum(policy.permanent_after),
                             source,
-                            CStringGetTextDatum(detail)};
-    char lock_nulls[8] = {' ', ' ', ' ', ' ', ' ', policy.has_permanent_after ? ' ' : 'n',
-                          source_null ? 'n' : ' ', ' '};
+                            CStringGetTextDatum(detail),
+                            row};
+    char lock_nulls[9] = {' ', ' ', ' ', ' ', ' ', policy.has_permanent_after ? ' ' : 'n',
+                          source_null ? 'n' : ' ', ' ', ' '};
     run(PLAN_LOCK, lock_values, lock_nulls, SPI_OK_SELECT);
     if (SPI_processed != 1)
         elog(ERROR, "pg_warden: the counter of a principal vanished while locked");
