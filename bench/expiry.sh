@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 ROWS=${ROWS:-2000000}
 RATE=${RATE:-400}
 BATCH=${BATCH:-10000}
-APP_SECONDS=${APP_SECONDS:-45}
+APP_SECONDS=${APP_SECONDS:-60}
 LEAD=3
 
 bench_cluster "max_connections = 30" "autovacuum_naptime = 10s"
@@ -59,7 +59,7 @@ scenario() {
   start=$(date +%s.%N)
   [ -n "$cmd" ] && psql -X -q -c "$cmd" >/dev/null
   end=$(date +%s.%N)
-  [ -n "$cmd" ] || end=$(awk -v s="$start" -v d="$APP_SECONDS" -v l="$LEAD" 'BEGIN {print s + d - 2 * l}')
+  [ -n "$cmd" ] || end=$(awk -v s="$start" -v d="$APP_SECONDS" -v l="$LEAD" 'BEGIN {printf "%.3f\n", s + d - 2 * l}')
   after=$(psql -X -At -c "SELECT count(*) FROM sessions")
   wait "$app"
   local p99
@@ -79,8 +79,9 @@ read -r rows_naive s_naive p99_naive < <(scenario naive "DO \$\$ DECLARE n int; 
   DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < now() LIMIT 10000);
   GET DIAGNOSTICS n = ROW_COUNT; EXIT WHEN n = 0; COMMIT; END LOOP; END \$\$")
 rebuild
-psql -X -q -c "SELECT warden.register_expiry('sessions', 'expires_at', batch_size => $BATCH)" >/dev/null
-read -r rows_warden s_warden p99_warden < <(scenario warden "SET warden.expiry_time_budget = '10min'; CALL warden.expire_rows()")
+psql -X -q -c "SELECT warden.register_expiry('sessions', 'expires_at', batch_size => $BATCH)" \
+     -c "ALTER DATABASE postgres SET warden.expiry_time_budget = '10min'" >/dev/null
+read -r rows_warden s_warden p99_warden < <(scenario warden "CALL warden.expire_rows()")
 psql -X -c "SELECT rows_expired, batches, duration, backlog_rows, status FROM warden.expiry_runs"
 
 rate() { awk -v r="$1" -v s="$2" 'BEGIN {printf "%.0f", (s > 0 ? r / s : 0)}'; }

@@ -2,11 +2,13 @@
 //
 // Exactness comes from the UPSERT: concurrent failures for one principal queue on its row
 // lock and each one increments the latest version, so N failures count N and exactly the
-// threshold-th one sets the lock. Speed comes from doing little: plans are prepared once
-// per backend (SPI_keepplan), a principal already locked or a source already throttled is
-// answered from a plain read without taking any row lock, and a success writes only when
-// there is something to reset. Principals never share rows, so nothing here blocks a
-// login of another principal. Unknown principals go through exactly the same path.
+// threshold-th one sets the lock. Speed comes from doing little: the policy is cached per
+// backend, the counter is read through its primary key without a plan, the statements are
+// prepared once per backend (generic plans, SPI_keepplan), one statement counts a failure
+// and records its event, a principal already locked or a source already throttled is
+// answered without taking any row lock, and a success writes only when there is something
+// to reset. Principals never share rows, so nothing here blocks a login of another
+// principal. Unknown principals go through exactly the same path.
 #include "bridge.h"
 
 extern "C" {
@@ -388,10 +390,17 @@ struct Decision {
 
 Datum decision_tuple(FunctionCallInfo fcinfo, const Decision& d)
 {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        elog(ERROR, "pg_warden: login decision must return a composite type");
-    desc = BlessTupleDesc(desc);
+    // The result row type is fixed: build it once per call site.
+    TupleDesc desc = static_cast<TupleDesc>(fcinfo->flinfo->fn_extra);
+    if (desc == nullptr) {
+        TupleDesc built;
+        if (get_call_result_type(fcinfo, nullptr, &built) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "pg_warden: login decision must return a composite type");
+        MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+        desc = BlessTupleDesc(CreateTupleDescCopy(built));
+        MemoryContextSwitchTo(old);
+        fcinfo->flinfo->fn_extra = desc;
+    }
     Datum values[4];
     bool nulls[4] = {false, !d.has_until, false, false};
     values[0] = BoolGetDatum(d.locked);

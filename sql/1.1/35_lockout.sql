@@ -76,7 +76,7 @@ CREATE TABLE warden.security_events (
     source       inet,
     failures     integer,
     locked_until timestamptz,
-    actor        name        NOT NULL DEFAULT session_user,
+    actor        text        NOT NULL DEFAULT session_user,
     detail       text
 );
 CREATE INDEX security_events_occurred ON warden.security_events (occurred_at);
