@@ -9,6 +9,7 @@
 // answered without taking any row lock, and a success writes only when there is something
 // to reset. Principals never share rows, so nothing here blocks a login of another
 // principal. Unknown principals go through exactly the same path.
+#include "../core/login_rules.hpp"
 #include "bridge.h"
 
 extern "C" {
@@ -411,9 +412,8 @@ Datum decision_tuple(FunctionCallInfo fcinfo, const Decision& d)
     } else if (TIMESTAMP_NOT_FINITE(d.until)) {
         nulls[3] = true;  // permanent: no retry will succeed before an unlock
     } else {
-        int64 usecs = d.until - GetCurrentTransactionStartTimestamp();
-        int64 secs = usecs <= 0 ? 0 : (usecs + USECS_PER_SEC - 1) / USECS_PER_SEC;
-        values[3] = Int32GetDatum(secs > PG_INT32_MAX ? PG_INT32_MAX : (int32) secs);
+        TimestampTz now = GetCurrentTransactionStartTimestamp();
+        values[3] = Int32GetDatum(warden::retry_after_seconds(d.until, now));
     }
     return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
