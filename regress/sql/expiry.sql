@@ -150,6 +150,12 @@ SET warden.expiry_time_budget = '0';
 \echo :LAST_ERROR_SQLSTATE
 RESET warden.expiry_time_budget;
 
+-- A run left 'running' by a session that is gone is closed as failed by the next run.
+INSERT INTO warden.expiry_runs (tbl, table_name, pid) VALUES ('sessions', 'sessions', 0);
+CALL warden.expire_rows('sessions');
+SELECT status, error FROM warden.expiry_runs WHERE pid = 0;
+SELECT count(*) AS still_running FROM warden.expiry_runs WHERE status = 'running';
+
 -- A table dropped after registration: the run records the failure, the next table goes on.
 CREATE TABLE doomed (id int PRIMARY KEY, expires_at timestamptz);
 SELECT mode FROM warden.register_expiry('doomed', 'expires_at');

@@ -35,7 +35,8 @@ CREATE TABLE warden.expiry_runs (
     duration       interval    GENERATED ALWAYS AS (finished_at - started_at) STORED,
     backlog_rows   bigint,
     backlog_oldest timestamptz,
-    error          text
+    error          text,
+    pid            integer     NOT NULL DEFAULT pg_backend_pid()
 );
 CREATE INDEX expiry_runs_tbl_started ON warden.expiry_runs (tbl, started_at DESC);
 CREATE INDEX expiry_runs_started ON warden.expiry_runs (started_at);
@@ -275,11 +276,21 @@ BEGIN
 END
 $fn$;
 
+-- Opens a run. Runs left 'running' by a session that is gone (a crash, a disconnect) or
+-- by this very session (a cancelled CALL) are closed as failed first: their counts are
+-- exactly what they committed.
 CREATE FUNCTION warden._expiry_run_start(tbl regclass) RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    INSERT INTO warden.expiry_runs (tbl, table_name) VALUES (tbl, tbl::text) RETURNING id
+    UPDATE warden.expiry_runs r
+       SET status = 'failed', finished_at = clock_timestamp(),
+           error = 'interrupted: the session running it ended or cancelled it'
+     WHERE r.status = 'running'
+       AND (r.pid = pg_backend_pid()
+            OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                           WHERE a.pid = r.pid AND a.backend_start <= r.started_at));
+    INSERT INTO warden.expiry_runs (tbl, table_name) VALUES (tbl, tbl::text) RETURNING id;
 $fn$;
 
 -- Closes a run and records the backlog: expired rows still present and the oldest one.
@@ -362,7 +373,8 @@ BEGIN
 END
 $fn$;
 
--- CALL warden.expire_rows(): every registered table, within one time budget.
+-- CALL warden.expire_rows(): every registered table, within one time budget; then run
+-- rows older than 30 days are pruned.
 CREATE PROCEDURE warden.expire_rows()
 LANGUAGE plpgsql
 AS $fn$
@@ -372,6 +384,7 @@ BEGIN
     SELECT coalesce(array_agg(p.tbl ORDER BY p.tbl::oid), '{}') INTO tables
     FROM warden.expiry_policies p;
     CALL warden._expire_tables(tables);
+    PERFORM warden.prune_expiry_runs();
 END
 $fn$;
 
@@ -437,7 +450,7 @@ LEFT JOIN LATERAL (
     SELECT * FROM warden.expiry_runs x WHERE x.tbl = p.tbl ORDER BY x.started_at DESC LIMIT 1
 ) r ON true;
 
--- Keeps expiry_runs from growing without bound; called by warden.expire_rows' callers.
+-- Keeps expiry_runs from growing without bound; CALL warden.expire_rows() calls it.
 CREATE FUNCTION warden.prune_expiry_runs(keep interval DEFAULT '30 days') RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
