@@ -27,6 +27,21 @@ CREATE TABLE warden.lockout_policy (
 );
 INSERT INTO warden.lockout_policy DEFAULT VALUES;
 
+-- Inserting the policy row replaces the one there, so that pg_restore can bring back a
+-- changed policy over the default row CREATE EXTENSION made.
+CREATE FUNCTION warden._lockout_policy_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    DELETE FROM warden.lockout_policy p WHERE p.id = NEW.id;
+    RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER lockout_policy_replace BEFORE INSERT ON warden.lockout_policy
+    FOR EACH ROW EXECUTE FUNCTION warden._lockout_policy_replace();
+SELECT pg_catalog.pg_extension_config_dump('warden.lockout_policy', '');
+
 -- login_failed keeps a copy of the policy in each backend; any change invalidates them all.
 CREATE FUNCTION warden._lockout_policy_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'warden_lockout_policy_changed'
@@ -80,6 +95,11 @@ CREATE TABLE warden.security_events (
     detail       text
 );
 CREATE INDEX security_events_occurred ON warden.security_events (occurred_at);
+-- pg_dump keeps the events and the locks in force (an account locked for good stays
+-- locked after a restore); counters and throttles are transient and are not dumped.
+SELECT pg_catalog.pg_extension_config_dump('warden.security_events', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.security_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.login_attempts', 'WHERE locked_until > now()');
 CREATE INDEX security_events_principal ON warden.security_events (principal, occurred_at);
 
 CREATE FUNCTION warden.login_failed(principal text, source inet DEFAULT NULL,
