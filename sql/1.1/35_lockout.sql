@@ -22,8 +22,8 @@ CREATE TABLE warden.lockout_policy (
     allowed_sources    cidr[]   NOT NULL DEFAULT '{}',
     -- How long cleanup_login_attempts keeps idle counters, known sources and events.
     attempt_retention  interval NOT NULL DEFAULT '7 days' CHECK (attempt_retention > '0'),
-    known_source_retention interval NOT NULL DEFAULT '90 days',
-    event_retention    interval NOT NULL DEFAULT '90 days'
+    known_source_retention interval NOT NULL DEFAULT '90 days' CHECK (known_source_retention > '0'),
+    event_retention    interval NOT NULL DEFAULT '90 days' CHECK (event_retention > '0')
 );
 INSERT INTO warden.lockout_policy DEFAULT VALUES;
 
