@@ -18,7 +18,6 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "commands/trigger.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -556,14 +555,4 @@ WARDEN_FUNCTION(warden_login_failed)
 WARDEN_FUNCTION(warden_login_succeeded)
 {
     return decide(fcinfo, login_succeeded);
-}
-
-// Statement trigger on warden.lockout_policy: every backend drops its cached copy.
-WARDEN_FUNCTION(warden_lockout_policy_changed)
-{
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("warden._lockout_policy_changed() must be called as a trigger")));
-    CacheInvalidateRelcacheByRelid(RelationGetRelid(((TriggerData*) fcinfo->context)->tg_relation));
-    return PointerGetDatum(nullptr);
 }

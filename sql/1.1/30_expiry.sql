@@ -20,6 +20,15 @@ CREATE TABLE warden.expiry_policies (
 );
 SELECT pg_catalog.pg_extension_config_dump('warden.expiry_policies', '');
 
+-- Backends keep copies of some tables (the lockout policy; session_valid's plans made from
+-- the expiry policies): this statement trigger tells them all to drop their copies.
+CREATE FUNCTION warden._cached_table_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'warden_cached_table_changed'
+LANGUAGE C;
+CREATE TRIGGER expiry_policies_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON warden.expiry_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._cached_table_changed();
+
 -- One row per table per run; counters are updated in the same transaction as each batch,
 -- so after a crash they match exactly what was committed.
 CREATE TABLE warden.expiry_runs (
@@ -410,33 +419,26 @@ $fn$;
 -- For applications, one row at a time: is this row (session) still valid? Expired counts
 -- as invalid as soon as the expiry time passes, before any cleanup ran; in mode 'mark' a
 -- row carrying the status value is invalid; a missing row is invalid. Runs with the
--- caller's rights: the caller must be able to read the table.
+-- caller's rights: the caller must be able to read the table. C++ (extension/expiry.cpp):
+-- the query is prepared once per backend, table and key type.
 CREATE FUNCTION warden.session_valid(tbl regclass, key_value anyelement) RETURNS boolean
-LANGUAGE plpgsql STABLE
+AS 'MODULE_PATHNAME', 'warden_session_valid'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+
+-- The validity query of a policy (identifiers quoted with %I, the status value with %L):
+-- $1 the key value, $2 the current time. Used by session_valid.
+CREATE FUNCTION warden._session_valid_query(tbl regclass, OUT key_columns integer, OUT query text)
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    p warden.expiry_policies;
-    ok boolean;
-BEGIN
-    SELECT pol.* INTO p FROM warden.expiry_policies pol WHERE pol.tbl = session_valid.tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not registered for expiry', tbl
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    IF cardinality(p.key_columns) <> 1 THEN
-        RAISE EXCEPTION 'table % has a key of % columns', tbl, cardinality(p.key_columns)
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'session_valid() looks rows up by a single-column key.';
-    END IF;
-    EXECUTE format('SELECT coalesce(%I > $2::%s, true)', p.expires_column, p.expires_type)
-        || CASE WHEN p.mode = 'mark'
-                THEN format(' AND %I IS DISTINCT FROM %L', p.status_column, p.status_value)
-                ELSE '' END
-        || format(' FROM %s WHERE %I = $1', p.tbl, p.key_columns[1])
-        INTO ok USING key_value, clock_timestamp();
-    RETURN coalesce(ok, false);
-END
+    SELECT cardinality(p.key_columns),
+           format('SELECT coalesce(%I > $2::%s, true)', p.expires_column, p.expires_type)
+           || CASE WHEN p.mode = 'mark'
+                   THEN format(' AND %I IS DISTINCT FROM %L', p.status_column, p.status_value)
+                   ELSE '' END
+           || format(' FROM %s WHERE %I = $1', p.tbl, p.key_columns[1])
+    FROM warden.expiry_policies p WHERE p.tbl = _session_valid_query.tbl
 $fn$;
 
 -- Policies with the outcome of their latest run, for psql and the health views.
@@ -474,4 +476,6 @@ GRANT EXECUTE ON FUNCTION warden.register_expiry(regclass, name, text, name, tex
 GRANT EXECUTE ON PROCEDURE warden.expire_rows(), warden.expire_rows(regclass),
                            warden._expire_tables(regclass[])
     TO warden_admin;
-GRANT EXECUTE ON FUNCTION warden.session_valid(regclass, anyelement) TO warden_app, warden_admin;
+GRANT EXECUTE ON FUNCTION warden.session_valid(regclass, anyelement),
+                          warden._session_valid_query(regclass)
+    TO warden_app, warden_admin;

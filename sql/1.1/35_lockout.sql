@@ -43,12 +43,9 @@ CREATE TRIGGER lockout_policy_replace BEFORE INSERT ON warden.lockout_policy
 SELECT pg_catalog.pg_extension_config_dump('warden.lockout_policy', '');
 
 -- login_failed keeps a copy of the policy in each backend; any change invalidates them all.
-CREATE FUNCTION warden._lockout_policy_changed() RETURNS trigger
-AS 'MODULE_PATHNAME', 'warden_lockout_policy_changed'
-LANGUAGE C;
 CREATE TRIGGER lockout_policy_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON warden.lockout_policy
-    FOR EACH STATEMENT EXECUTE FUNCTION warden._lockout_policy_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._cached_table_changed();
 
 -- Failure counters. Each principal has two: failures from sources it has logged in from
 -- successfully before (known_source) and from everywhere else, so that an attacker
