@@ -183,6 +183,20 @@ double monotonic_seconds()
 
 double seconds_since(double start) { return monotonic_seconds() - start; }
 
+std::string describe_connection(PGconn* conn)
+{
+    std::string out;
+    auto add = [&](const char* key, const char* val) {
+        if (val && *val)
+            out += (out.empty() ? "" : " ") + std::string(key) + "=" + val;
+    };
+    add("host", PQhost(conn));
+    add("port", PQport(conn));
+    add("user", PQuser(conn));
+    add("dbname", PQdb(conn));
+    return out;
+}
+
 std::optional<std::string> ledger_version(Connection& conn)
 {
     try {

@@ -47,6 +47,10 @@ std::string now_iso8601();
 double seconds_since(double start);
 double monotonic_seconds();
 
+// Where a live connection went, for the catalog: host, port, user and database as
+// libpq resolved them (so PG* variables are recorded too), never the password.
+std::string describe_connection(PGconn* conn);
+
 // The version of the last migration applied per pg_warden's ledger, when it has one.
 std::optional<std::string> ledger_version(Connection& conn);
 

@@ -26,6 +26,7 @@ BackupInfo create_backup(const BackupRequest& req)
     o.compression = req.compression;
     o.level = req.level;
     o.threads = req.jobs;
+    o.max_rate_kb = req.max_rate_kb;
     o.quiet = req.quiet;
     return create_physical_backup(o);
 }

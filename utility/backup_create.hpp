@@ -18,6 +18,7 @@ struct BackupRequest {
     Compression compression = Compression::gzip;
     int level = 6;
     int jobs = 0;  // 0 = one per core
+    int max_rate_kb = 0;  // physical: throttle the server to this many kB/s
     bool quiet = false;
 };
 

@@ -83,7 +83,7 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     std::string dump_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, &password);
     std::string own_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, nullptr);
     Connection conn(own_conninfo, false, "warden backup");
-    info.conninfo = mask_conninfo(own_conninfo);
+    info.conninfo = describe_connection(conn.get());
     info.server_version_num = PQserverVersion(conn.get());
     info.server_version = PQparameterStatus(conn.get(), "server_version");
     info.ledger_version = ledger_version(conn);

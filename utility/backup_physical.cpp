@@ -102,8 +102,8 @@ public:
         info_.started_at = now_iso8601();
 
         Connection repl(opts_.conninfo, true, "warden backup");
-        info_.conninfo = repl.masked_conninfo();
         PGconn* conn = repl.get();
+        info_.conninfo = describe_connection(conn);
         if (PQserverVersion(conn) < 150000)
             throw Error("0A000", "physical backups need PostgreSQL 15 or later (server is " +
                                      std::string(PQparameterStatus(conn, "server_version")) + ")");
@@ -152,7 +152,8 @@ private:
     {
         std::string cmd = "BASE_BACKUP (LABEL " + quote_literal(info_.label) +
                           ", PROGRESS, CHECKPOINT 'fast', WAL, WAIT false, MANIFEST 'yes', "
-                          "MANIFEST_CHECKSUMS 'SHA256', TARGET 'client')";
+                          "MANIFEST_CHECKSUMS 'SHA256', TARGET 'client'" +
+                          (opts_.max_rate_kb > 0 ? ", MAX_RATE " + std::to_string(opts_.max_rate_kb) : "") + ")";
         if (!PQsendQuery(conn, cmd.c_str()))
             throw Error("08006", std::string("could not start the backup: ") + PQerrorMessage(conn));
 

@@ -15,6 +15,7 @@ struct PhysicalBackupOptions {
     Compression compression = Compression::gzip;
     int level = 6;
     int threads = 0;  // compressor threads; 0 = one per core
+    int max_rate_kb = 0;  // server-side throttling in kB/s (BASE_BACKUP MAX_RATE); 0 = none
     bool quiet = false;
 };
 

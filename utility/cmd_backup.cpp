@@ -29,7 +29,7 @@ namespace {
 struct CreateArgs {
     ConnectionOptions conn;
     std::string dir, label, compress = "gzip", database;
-    int level = -1, jobs = 0;
+    int level = -1, jobs = 0, max_rate = 0;
     bool logical = false, json = false, quiet = false;
 };
 
@@ -96,6 +96,7 @@ int run_create(const CreateArgs& a)
     req.compression = parse_compression(a.compress);
     req.level = a.level >= 0 ? a.level : default_level(req.compression);
     req.jobs = a.jobs;
+    req.max_rate_kb = a.max_rate;
     req.quiet = a.quiet || a.json;
     if (a.logical && a.database.empty())
         throw Error(sqlstate::invalid_parameter_value, "--logical needs --database NAME");
@@ -116,6 +117,7 @@ int run_create(const CreateArgs& a)
                          b.id.c_str(), human_bytes(b.original_bytes).c_str(), fmt_seconds(b.backup_seconds).c_str(),
                          human_bytes(b.stored_bytes).c_str(), b.compression.c_str(), b.start_lsn.c_str(),
                          b.stop_lsn.c_str());
+        std::fflush(stderr);
         std::printf("%s\n", b.id.c_str());
     }
     return 0;
@@ -325,6 +327,8 @@ void add_backup_commands(CLI::App& app)
     c->add_option("--level", create.level, "compression level (gzip 1-9, default 6; zstd 1-19, default 3)");
     c->add_option("--label", create.label, "label recorded with the backup");
     c->add_option("-j,--jobs", create.jobs, "threads compressing / pg_dump jobs (default: one per core)");
+    c->add_option("--max-rate", create.max_rate, "physical: limit the server to this many kB/s (32-1048576)")
+        ->check(CLI::Range(32, 1048576));
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");
     on_run(c, [] { return run_create(create); });
