@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "checksum.hpp"
+#include "process.hpp"
 
 #include "error.hpp"
 #include "version.hpp"
@@ -215,11 +216,14 @@ std::optional<std::string> ledger_version(Connection& conn)
 
 namespace {
 // A plain connection for recording; nullopt when the extension's function is absent.
-std::optional<std::string> with_recorder(const std::string& conninfo,
+std::optional<std::string> with_recorder(const std::string& conninfo, const BackupInfo& info,
                                          const std::function<void(Connection&)>& fn)
 {
     try {
-        Connection conn(conninfo, false, "warden backup");
+        // A logical backup belongs to its database: its history goes there.
+        Connection conn(info.kind == "logical" ? conninfo_with(conninfo, {{"dbname", info.database}}, nullptr)
+                                              : conninfo,
+                        false, "warden backup");
         auto has = conn.exec("SELECT to_regprocedure('warden.record_backup(text,text,text,"
                              "timestamptz,timestamptz,bigint,bigint,jsonb)') IS NOT NULL");
         if (std::string(PQgetvalue(has.get(), 0, 0)) != "t")
@@ -234,7 +238,7 @@ std::optional<std::string> with_recorder(const std::string& conninfo,
 
 std::optional<std::string> record_backup_in_database(const std::string& conninfo, const BackupInfo& b)
 {
-    return with_recorder(conninfo, [&](Connection& conn) {
+    return with_recorder(conninfo, b, [&](Connection& conn) {
         std::string details = to_json_text(b);
         conn.exec_params("SELECT warden.record_backup($1, $2, $3, $4, $5, $6, $7, $8)",
                          {b.id, b.kind, "completed", b.started_at, b.finished_at,
@@ -247,7 +251,7 @@ std::optional<std::string> record_verification_in_database(const std::string& co
                                                            const BackupInfo& b, bool ok,
                                                            const std::string& detail)
 {
-    return with_recorder(conninfo, [&](Connection& conn) {
+    return with_recorder(conninfo, b, [&](Connection& conn) {
         // The backup may have been taken from another host: make sure its row exists.
         conn.exec_params("SELECT warden.record_backup($1, $2, $3, $4, $5, $6, $7, $8)",
                          {b.id, b.kind, "completed", b.started_at, b.finished_at,

@@ -55,7 +55,8 @@ std::string describe_connection(PGconn* conn);
 std::optional<std::string> ledger_version(Connection& conn);
 
 // Records a backup / a verification through warden.record_backup(...) when the
-// extension is installed in the database conninfo points at. Never fails the command:
+// extension is installed in the database conninfo points at (for a logical backup: in
+// the database it was taken of, on that server). Never fails the command:
 // returns a note for the user when it could not record.
 std::optional<std::string> record_backup_in_database(const std::string& conninfo, const BackupInfo& info);
 std::optional<std::string> record_verification_in_database(const std::string& conninfo,
