@@ -86,7 +86,7 @@ std::vector<RetentionDecision> decide_retention(const std::vector<BackupInfo>& b
                 d.reason = "system identifier " + b.system_identifier +
                            " is not the one being pruned (" + target + ")";
             } else if (&b == newest_verified) {
-                d.reason = "newest verified backup of its " + series_name(b);
+                d.reason = "newest verified of the " + series_name(b);
             } else if (counted && rank <= policy.keep_last) {
                 d.reason = "among the newest " + std::to_string(policy.keep_last) + " " +
                            series_name(b) + " (number " + std::to_string(rank) + ")";

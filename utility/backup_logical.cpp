@@ -107,7 +107,6 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
                     "by superusers).");
     }
     info.original_bytes = std::stoull(single_value(conn, "SELECT pg_catalog.pg_database_size(current_database())"));
-    info.row_counts = count_rows(conn);
 
     BackupFolder folder = start_backup_folder(opts.dir);
     info.id = folder.id;
@@ -118,7 +117,13 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
         std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),
                                          "--snapshot", snapshot, "-Z", std::to_string(info.compression_level),
                                          "-f", folder.partial + "/dump", "-d", dump_conninfo};
-        run_checked(dump, env);
+        // pg_dump reads through its own connections; this one counts rows in the same
+        // snapshot meanwhile, so the counts cost no extra wall time.
+        {
+            RunningProcess pg_dump(dump, env);
+            info.row_counts = count_rows(conn);
+            pg_dump.wait_checked();
+        }
         throw_if_interrupted();
         std::vector<std::string> globals = {"pg_dumpall", "--globals-only", "-f", folder.partial + "/globals.sql",
                                             "-d", dump_conninfo};

@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,16 +32,20 @@ std::string find_pg_program(const std::string& name)
     return "/usr/lib/postgresql/15/bin/" + name;
 }
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                          const std::string& stdout_path)
+RunningProcess::RunningProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                               const std::string& stdout_path)
 {
     std::string program = argv.at(0).find('/') == std::string::npos ? find_pg_program(argv[0]) : argv[0];
+    name_ = argv[0].substr(argv[0].rfind('/') == std::string::npos ? 0 : argv[0].rfind('/') + 1);
     int errpipe[2];
     if (::pipe2(errpipe, O_CLOEXEC) != 0)
         throw Error("58000", std::string("pipe failed: ") + std::strerror(errno));
     pid_t pid = ::fork();
-    if (pid < 0)
+    if (pid < 0) {
+        ::close(errpipe[0]);
+        ::close(errpipe[1]);
         throw Error("58000", std::string("fork failed: ") + std::strerror(errno));
+    }
     if (pid == 0) {
         for (const auto& [k, v] : env)
             ::setenv(k.c_str(), v.c_str(), 1);
@@ -60,10 +65,25 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
         ::_exit(127);
     }
     ::close(errpipe[1]);
+    pid_ = pid;
+    errfd_ = errpipe[0];
+}
+
+RunningProcess::~RunningProcess()
+{
+    // Still running here means the caller is unwinding from an error: stop the program.
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        wait();
+    }
+}
+
+ProcessResult RunningProcess::wait()
+{
     std::string err;
     char buf[4096];
     for (;;) {
-        ssize_t n = ::read(errpipe[0], buf, sizeof buf);
+        ssize_t n = ::read(errfd_, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -72,20 +92,20 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::map<s
         if (err.size() > 16384)
             err.erase(0, err.size() - 8192);
     }
-    ::close(errpipe[0]);
+    ::close(errfd_);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
+    pid_ = -1;
     ProcessResult r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     r.stderr_tail = err;
     return r;
 }
 
-void run_checked(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                 const std::string& stdout_path)
+void RunningProcess::wait_checked()
 {
-    ProcessResult r = run_process(argv, env, stdout_path);
+    ProcessResult r = wait();
     if (r.exit_code == 0)
         return;
     std::string tail = r.stderr_tail;
@@ -93,10 +113,20 @@ void run_checked(const std::vector<std::string>& argv, const std::map<std::strin
         tail.pop_back();
     auto nl = tail.rfind('\n');
     std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
-    std::string name = argv[0].substr(argv[0].rfind('/') == std::string::npos ? 0 : argv[0].rfind('/') + 1);
-    throw Error("58000", name + " failed (exit " + std::to_string(r.exit_code) + ")" +
-                             (last.empty() ? "" : ": " + last),
+    throw Error("58000", name_ + " failed (exit " + std::to_string(r.exit_code) + ")" + (last.empty() ? "" : ": " + last),
                 tail);
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                          const std::string& stdout_path)
+{
+    return RunningProcess(argv, env, stdout_path).wait();
+}
+
+void run_checked(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                 const std::string& stdout_path)
+{
+    RunningProcess(argv, env, stdout_path).wait_checked();
 }
 
 std::string conninfo_with(const std::string& conninfo, const std::map<std::string, std::string>& overrides,

@@ -19,6 +19,24 @@ ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
                           const std::string& stdout_path = "");
 
+// A program started in the background: wait() collects it like run_process does.
+class RunningProcess {
+public:
+    RunningProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                   const std::string& stdout_path = "");
+    ~RunningProcess();  // waits if the caller did not (no zombie, no orphan)
+    RunningProcess(const RunningProcess&) = delete;
+    RunningProcess& operator=(const RunningProcess&) = delete;
+    ProcessResult wait();
+    // Throws warden::Error with the program's last stderr line unless it exited 0.
+    void wait_checked();
+
+private:
+    std::string name_;
+    int pid_ = -1;
+    int errfd_ = -1;
+};
+
 // Throws warden::Error with the program's last stderr line unless it exits 0.
 void run_checked(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
                  const std::string& stdout_path = "");
