@@ -1,6 +1,7 @@
 #include "backup_physical.hpp"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -313,6 +314,7 @@ private:
             if (!out.flush())
                 throw Error("58030", "could not write \"" + manifest_path + "\"");
         }
+        ::chmod(manifest_path.c_str(), 0640);
         fsync_file(manifest_path);
         BackupManifest manifest = BackupManifest::parse(manifest_text_);
 

@@ -4,8 +4,6 @@
 
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
-#include <thread>
 
 #include "backup_catalog.hpp"
 #include "backup_common.hpp"
@@ -19,7 +17,6 @@
 #include "progress.hpp"
 #include "retention.hpp"
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace warden::cli {
@@ -375,7 +372,8 @@ void add_backup_commands(CLI::App& app)
     r->add_option("id", restore.id, "backup ID")->required();
     r->add_option("--target", restore.target, "new data directory (physical backups)");
     r->add_option("--tablespace-mapping", restore.tablespace_mapping,
-                  "OLD=NEW: put the tablespace at OLD (location or OID) in NEW");
+                  "OLD=NEW: put the tablespace at OLD (location or OID) in NEW (repeatable)")
+        ->allow_extra_args(false);
     r->add_flag("--standby", restore.standby, "set the copy up as a streaming standby");
     r->add_option("--primary-conninfo", restore.primary_conninfo, "what the standby connects to");
     r->add_option("--database", restore.database, "target database (logical backups)");

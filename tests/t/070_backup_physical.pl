@@ -54,6 +54,8 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots"), '0
 	'the temporary slot is gone after the backup');
 ok(-f "$dir/$id/base.tar.gz" && -f "$dir/$id/backup_manifest" && -f "$dir/$id/backup.json",
 	'archive, manifest and description stored');
+is(system('gzip', '-t', "$dir/$id/base.tar.gz"), 0, 'blocks compressed in parallel still make one valid .gz');
+like(`tar -tzf $dir/$id/base.tar.gz`, qr{^global/pg_control$}m, 'which tar reads');
 my @ts_archives = glob("$dir/$id/[0-9]*.tar.gz");
 is(scalar @ts_archives, 1, 'one archive for the user tablespace');
 
@@ -74,6 +76,17 @@ $node->command_like([ $warden, 'backup', 'verify', '--dir', $dir, $id, '-d', $co
 	qr/verified/, 'verify passes');
 is($node->safe_psql('postgres', "SELECT status FROM warden.backups WHERE id = '$id'"),
 	'verified', 'verification recorded in warden.backups');
+
+# zstd and uncompressed backups take the same checks.
+for my $method ('zstd', 'none')
+{
+	my ($zid) = run_command([ $warden, 'backup', 'create', '--dir', $dir, '-d', $connstr,
+			'--compress', $method, '--level', ($method eq 'zstd' ? '1' : '0'), '--quiet' ]);
+	chomp $zid;
+	ok(-f "$dir/$zid/base.tar" . ($method eq 'zstd' ? '.zst' : ''), "$method backup stored");
+	$node->command_ok([ $warden, 'backup', 'verify', '--dir', $dir, $zid ], "$method backup verifies");
+	system('rm', '-rf', "$dir/$zid");
+}
 
 # Restore with the tablespace mapped elsewhere, start, check.
 my $restored = PostgreSQL::Test::Cluster->new('restored');
