@@ -126,6 +126,9 @@ void install_interrupt_handlers()
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGHUP, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    // A file size limit then fails the write (EFBIG) like a full disk, instead of
+    // killing the process with the partial folder in place.
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 void throw_if_interrupted()

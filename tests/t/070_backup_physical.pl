@@ -222,6 +222,12 @@ $node->command_fails_like(
 	qr/replication/, 'role without REPLICATION');
 $node->command_fails_like([ $warden, 'backup', 'create', '--dir', $dir, '--compress', 'gzip', '--level', '12' ],
 	qr/between 1 and 9/, 'bad compression level');
+# A write failure half-way (a file size limit standing in for a full disk).
+$node->command_fails_like(
+	[ 'bash', '-c', "ulimit -f 512; exec '$warden' backup create --dir '$dir' -d '$connstr' --quiet" ],
+	qr/could not write .*\.tar\.gz": File too large/, 'a failed write is reported with the file');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'), '0', 'and leaves no slot');
+is(scalar(() = glob("$dir/.partial-*")), 0, 'nor a partial folder');
 my @final = grep { !/^\./ } map { s{.*/}{}r } glob("$dir/*");
 is_deeply(\@final, \@before, 'failed runs left no catalog entry');
 
