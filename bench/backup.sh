@@ -53,8 +53,16 @@ out="$BENCH_WORK/out"
 mkdir -p "$out"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$out"
 
-# Each timed run starts after a checkpoint, so none pays for the load's dirty buffers.
-ckpt() { psql -XAtqc CHECKPOINT; }
+# Each timed run starts after a checkpoint and with the WAL archived (pgBackRest's
+# archive-push compresses every segment of the load), so none pays for another's work.
+ckpt() {
+  psql -XAtqc CHECKPOINT
+  local seg
+  seg=$(psql -XAtc "SELECT pg_walfile_name(pg_switch_wal())")
+  until [ "$(psql -XAtc "SELECT coalesce(last_archived_wal >= '$seg', false) FROM pg_stat_archiver")" = t ]; do
+    sleep 0.5
+  done
+}
 ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden6" --level 6 --quiet >"$out/id6"; w6=$(since "$t")
 w6_size=$(size_mb "$out/warden6")
 ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden1" --level 1 --quiet >"$out/id1"; w1=$(since "$t")
@@ -87,7 +95,7 @@ rm -rf "$out/r_warden" "$out/r_untar" "$out/r_pgbr" "$out/pgbb" "$out/warden1"
 db=$(psql -XAtc 'SELECT current_database()')
 t=$(now); "$WARDEN" backup create --dir "$out/logical" --logical --database "$db" -j 2 --quiet >"$out/idl"; lw=$(since "$t")
 t=$(now); pg_dump -Fd -j 2 -f "$out/pgdump" "$db"; lp=$(since "$t")
-psql -Xq -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
+psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
 t=$(now); "$WARDEN" restore --dir "$out/logical" "$(cat "$out/idl")" --database r_warden -j 2 --quiet; lrw=$(since "$t")
 t=$(now); pg_restore -j 2 --exit-on-error -d r_plain "$out/pgdump"; lrp=$(since "$t")
 echo "logical: warden dump $lw s, restore $lrw s | pg_dump $lp s, pg_restore $lrp s"

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -115,7 +116,8 @@ public:
         info_.system_identifier = PQgetvalue(ident.get(), 0, 0);
         // A temporary slot on the same connection keeps the WAL the backup needs from
         // being recycled, and disappears with the connection however the run ends.
-        std::string slot = "warden_backup_" + std::to_string(::getpid());
+        // Unique per run: two hosts backing up the same server may share a pid.
+        std::string slot = "warden_backup_" + std::to_string(::getpid()) + "_" + std::to_string(std::time(nullptr));
         repl.exec("CREATE_REPLICATION_SLOT " + slot + " TEMPORARY PHYSICAL (RESERVE_WAL)");
 
         info_.ledger_version = read_ledger_version();

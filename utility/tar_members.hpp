@@ -53,8 +53,10 @@ private:
     std::thread thread_;
 };
 
-// Opens an archive file and hashes the stored bytes as libarchive reads them, so one
-// pass checks both the file's own checksum and its members.
+// Opens a stored archive (.tar, .tar.gz or .tar.zst). A thread reads the file, hashes
+// the stored bytes and decompresses them while libarchive walks the tar on the caller's
+// thread: decompression and extraction use a core each. One pass checks both the file's
+// own checksum and its members.
 class ArchiveFileReader {
 public:
     explicit ArchiveFileReader(const std::string& path);
@@ -71,12 +73,22 @@ public:
 
 private:
     static la_ssize_t read_cb(archive*, void* self, const void** buf);
+    void produce();
+    void decompress_gzip(int fd);
+    void decompress_zstd(int fd);
+    void copy_plain(int fd);
+    bool read_input(int fd, std::vector<char>& buf, std::size_t& len);
+    void emit(const char* data, std::size_t len);
+    void finish_producer();
 
     std::string path_;
-    int fd_ = -1;
     archive* ar_ = nullptr;
-    std::vector<char> buf_;
+    BoundedQueue<Chunk> queue_;
+    Chunk current_;
     Sha256 hash_;
+    std::string hash_hex_;
+    std::string error_;
+    std::thread producer_;
 };
 
 // Hashes the current entry's data (and passes each block to sink, if given).
