@@ -41,6 +41,11 @@ std::string make_scratch(const std::string& requested)
 
 DrillReport drill_physical(const std::string& backup_path, const BackupInfo& info, const DrillOptions& opts)
 {
+    // Refused before anything is recorded: a drill that cannot start a server says
+    // nothing about the backup, and must not mark it as failed.
+    if (::geteuid() == 0)
+        throw Error("42501", "a physical drill cannot run as root: PostgreSQL refuses to start as root", {},
+                    "Run it as the account that runs PostgreSQL (for example: runuser -u postgres -- warden ...).");
     DrillReport r;
     std::string scratch = make_scratch(opts.scratch);
     std::string data = scratch + "/data";
