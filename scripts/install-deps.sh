@@ -19,7 +19,7 @@ PACKAGES=(
 
 # Tools only the benchmarks compare against (make bench passes --bench).
 BENCH_PACKAGES=(
-  hyperfine nodejs
+  hyperfine nodejs pgbackrest
 )
 # npm packages the benchmarks compare against, installed under build/bench-node.
 BENCH_NPM_PACKAGES=(
