@@ -9,10 +9,20 @@ extern "C" {
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 }
 
 #include "bridge.h"
+
+// Restoring a dump recreates the schema with DDL before it reloads the ledger: that is
+// neither drift nor safe to log (the restored event ids would collide with new rows).
+// Every script pg_dump writes, and pg_restore itself, runs with check_function_bodies off,
+// which applications don't do; any other bulk load can set warden.record_drift = off.
+static bool restoring_a_dump()
+{
+    return !check_function_bodies;
+}
 
 WARDEN_FUNCTION(warden_record_drift)
 {
@@ -20,7 +30,7 @@ WARDEN_FUNCTION(warden_record_drift)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("warden._record_drift() must be called as an event trigger")));
     if (!warden_record_drift_setting || ledger_script_running || ledger_session_migration[0] ||
-        creating_extension)
+        creating_extension || restoring_a_dump())
         PG_RETURN_VOID();
     // DROP EXTENSION pg_warden fires this after the log itself is gone.
     Oid nsp = get_namespace_oid("warden", true);

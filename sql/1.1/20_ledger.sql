@@ -64,8 +64,8 @@ CREATE TRIGGER migration_events_guard BEFORE INSERT OR UPDATE OR DELETE ON warde
 CREATE TRIGGER migration_events_guard_truncate BEFORE TRUNCATE ON warden.migration_events
     FOR EACH STATEMENT EXECUTE FUNCTION warden._ledger_guard();
 
--- The ledger is data: pg_dump includes it. Restoring it needs --disable-triggers (the guard
--- refuses writes that don't come from pg_warden's functions).
+-- The ledger is data: pg_dump includes it. A superuser's pg_restore reloads it (the guard
+-- lets a superuser INSERT; every UPDATE, DELETE and TRUNCATE outside pg_warden is refused).
 SELECT pg_catalog.pg_extension_config_dump('warden.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('warden.migration_events', '');
 SELECT pg_catalog.pg_extension_config_dump('warden.migration_events_id_seq', '');

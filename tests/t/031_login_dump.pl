@@ -26,6 +26,11 @@ $node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgre
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
 $node->command_ok([ 'pg_restore', '-d', $node->connstr('restored'), $dump ], 'pg_restore');
 
+# The restore's own DDL is not drift: the restored database has the original's events only.
+is($node->safe_psql('restored', "SELECT count(*) FROM warden.migration_events WHERE event = 'drift'"),
+	$node->safe_psql('postgres', "SELECT count(*) FROM warden.migration_events WHERE event = 'drift'"),
+	'restoring a dump records no drift');
+
 is($node->safe_psql('restored', 'SELECT threshold, allowed_sources FROM warden.lockout_policy'),
 	'7|{10.0.0.0/8}', 'the changed policy replaces the default one');
 is($node->safe_psql('restored', "SELECT warden.is_locked('mallory\@example.com')"),
