@@ -1,5 +1,5 @@
 // Settings of login hygiene: how long one CALL warden.expire_rows() may work before it
-// leaves the rest of the backlog to the next run.
+// leaves the rest of the backlog to the next run, and how long it rests between batches.
 #include "login_settings.h"
 
 extern "C" {
@@ -7,6 +7,7 @@ extern "C" {
 }
 
 static int expiry_time_budget_ms = 60000;
+static int expiry_batch_pause_ms = 20;
 
 void warden_define_login_settings(void)
 {
@@ -16,4 +17,12 @@ void warden_define_login_settings(void)
         "Each batch commits on its own; what is left is handled by the next run.",
         &expiry_time_budget_ms, 60000, 1, 24 * 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr,
         nullptr, nullptr);
+    // Between batches the WAL of the last one is flushed; a short pause lets the
+    // application's own commits through instead of queueing behind the next batch.
+    DefineCustomIntVariable(
+        "warden.expiry_batch_pause",
+        "Pause between two batches of warden.expire_rows().",
+        "Lower it for throughput, raise it to disturb the application less.",
+        &expiry_batch_pause_ms, 20, 0, 60000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
 }

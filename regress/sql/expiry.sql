@@ -142,10 +142,12 @@ CALL warden.expire_rows(NULL);
 SELECT warden.session_valid('keyless', 1);
 \echo :LAST_ERROR_SQLSTATE
 -- expire_rows commits per batch, so it refuses to run inside a transaction block.
+\set VERBOSITY terse
 BEGIN;
 CALL warden.expire_rows();
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+\set VERBOSITY default
 SET warden.expiry_time_budget = '0';
 \echo :LAST_ERROR_SQLSTATE
 RESET warden.expiry_time_budget;

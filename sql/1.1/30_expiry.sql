@@ -334,8 +334,9 @@ END
 $fn$;
 
 -- The worker of both expire_rows procedures. Commits after every batch, so locks are held
--- for one batch only and progress survives a crash. Stops when the time budget
--- (warden.expiry_time_budget) is spent; the rest is left for the next run. A failing
+-- for one batch only and progress survives a crash, and rests warden.expiry_batch_pause
+-- between batches. Stops when the time budget (warden.expiry_time_budget) is spent; the
+-- rest is left for the next run. A failing
 -- table (lock_timeout, a dropped column, ...) is recorded and the next table goes on.
 CREATE PROCEDURE warden._expire_tables(tables regclass[])
 LANGUAGE plpgsql
@@ -343,6 +344,8 @@ AS $fn$
 DECLARE
     deadline timestamptz := clock_timestamp()
         + pg_catalog.current_setting('warden.expiry_time_budget')::interval;
+    pause double precision := extract(epoch FROM
+        pg_catalog.current_setting('warden.expiry_batch_pause')::interval);
     t regclass;
     run bigint;
     cutoff timestamptz;
@@ -375,6 +378,9 @@ BEGIN
             END IF;
             COMMIT;
             EXIT WHEN n < size;
+            IF pause > 0 THEN
+                PERFORM pg_catalog.pg_sleep(pause);
+            END IF;
         END LOOP;
         PERFORM warden._expiry_run_finish(run, final, failure);
         COMMIT;

@@ -1,0 +1,322 @@
+// warden migrate up and down: pending migrations pipelined, each committed with its
+// ledger row; non-transactional ones through begin/finish; rollbacks by the server.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "error.hpp"
+#include "migrate_common.hpp"
+
+namespace warden::cli::migrate {
+
+namespace {
+
+using nlohmann::json;
+
+// ---- up ---------------------------------------------------------------------------------
+
+struct Outcome {
+    std::string version, name, result;  // applied | skipped | would_apply | not_tried
+};
+
+const char* kApply = "SELECT warden.apply_migration($1, $2, $3, $4, $5)";
+
+std::vector<const char*> apply_params(const MigrationFile& m, bool allow_ooo)
+{
+    return {m.version.c_str(), m.name.c_str(), m.up_sql.c_str(),
+            m.has_down ? m.down_sql.c_str() : nullptr, allow_ooo ? "true" : "false"};
+}
+
+// Records a transactional failure in the event log (its own transaction) and throws.
+[[noreturn]] void fail_transactional(Connection& conn, const MigrationFile& m, const Error& e)
+{
+    try {
+        conn.exec_params("SELECT warden.record_migration_failure($1, $2, $3)",
+                         {m.version, m.name, e.what()});
+    } catch (const Error&) {
+        // The original error is the one to report.
+    }
+    throw e;
+}
+
+// Applies transactional migrations in one round trip: BEGIN; apply; COMMIT for each, all
+// before a single Sync, so an error skips every later one and nothing runs past it.
+// Every commit but the batch's last skips the WAL flush wait (synchronous_commit off for
+// that transaction only): each migration still commits atomically with its ledger row,
+// and the last, ordinary commit makes all of them durable before the batch is reported.
+// A server crash mid-batch can lose some of them, together with their rows; the next
+// `up` applies them again.
+void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batch,
+                 std::vector<Outcome>& out)
+{
+    PGconn* c = conn.get();
+    if (PQenterPipelineMode(c) != 1)
+        throw Error("08006", "could not enter pipeline mode");
+    for (const MigrationFile* m : batch) {
+        auto params = apply_params(*m, options().allow_out_of_order);
+        if (!PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
+            (m != batch.back() &&
+             !PQsendQueryParams(c, "SET LOCAL synchronous_commit = off", 0, nullptr, nullptr,
+                                nullptr, nullptr, 0)) ||
+            !PQsendQueryParams(c, kApply, 5, nullptr, params.data(), nullptr, nullptr, 0) ||
+            !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0))
+            throw Error("08006", PQerrorMessage(c));
+    }
+    if (!PQpipelineSync(c))
+        throw Error("08006", PQerrorMessage(c));
+
+    std::optional<Error> failure;
+    const MigrationFile* failed = nullptr;
+    for (const MigrationFile* m : batch) {
+        for (int step = 0, steps = m == batch.back() ? 3 : 4; step < steps; ++step) {
+            PGresult* raw = PQgetResult(c);
+            ResultPtr res(raw);
+            while (PGresult* extra = PQgetResult(c))
+                PQclear(extra);
+            auto status = PQresultStatus(res.get());
+            if (status == PGRES_PIPELINE_ABORTED || status == PGRES_COMMAND_OK)
+                continue;
+            if (status == PGRES_TUPLES_OK) {
+                out.push_back({m->version, m->name, PQgetvalue(res.get(), 0, 0)});
+                progress(fmt::format("{} {}", out.back().result, label(m->version, m->name)));
+                continue;
+            }
+            if (!failure) {
+                try {
+                    throw_result_error(res.get(), c);
+                } catch (const Error& e) {
+                    failure = e;
+                    failed = m;
+                }
+            }
+        }
+    }
+    ResultPtr sync(PQgetResult(c));
+    if (PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC)
+        throw Error("08006", "unexpected reply at the end of a pipeline");
+    PQexitPipelineMode(c);
+    if (failure) {
+        if (PQtransactionStatus(c) != PQTRANS_IDLE)
+            conn.exec("ROLLBACK");
+        fail_transactional(conn, *failed, *failure);
+    }
+}
+
+// Lines of a statement up to a 1-based character position (UTF-8).
+int lines_before(const std::string& text, int char_pos)
+{
+    int line = 0, chars = 0;
+    for (std::size_t i = 0; i < text.size() && chars < char_pos - 1; ++i) {
+        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80)
+            ++chars;
+        if (text[i] == '\n')
+            ++line;
+    }
+    return line;
+}
+
+// The non-transactional protocol: a committed 'running' row, the statements one by one at
+// top level (as psql would run them), then applied or failed.
+void apply_no_transaction(Connection& conn, const MigrationFile& m, std::vector<Outcome>& out)
+{
+    auto split = conn.exec_params("SELECT line, statement FROM warden.split_script($1)", {m.up_sql});
+    auto params = apply_params(m, options().allow_out_of_order);
+    ResultPtr begun(PQexecParams(conn.get(),
+                                 "SELECT warden.begin_migration($1, $2, $3, $4, $5)", 5, nullptr,
+                                 params.data(), nullptr, nullptr, 0));
+    if (PQresultStatus(begun.get()) != PGRES_TUPLES_OK)
+        throw_result_error(begun.get(), conn.get());
+    if (std::string(PQgetvalue(begun.get(), 0, 0)) == "skipped") {
+        out.push_back({m.version, m.name, "skipped"});
+        return;
+    }
+    progress(fmt::format("running {} outside a transaction", label(m.version, m.name)));
+    for (int i = 0; i < PQntuples(split.get()); ++i) {
+        int line = std::atoi(PQgetvalue(split.get(), i, 0));
+        std::string statement = PQgetvalue(split.get(), i, 1);
+        ResultPtr res(PQexec(conn.get(), statement.c_str()));
+        auto status = PQresultStatus(res.get());
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+            continue;
+        const char* pos = PQresultErrorField(res.get(), PG_DIAG_STATEMENT_POSITION);
+        const char* msg = PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY);
+        std::string message =
+            fmt::format("migration {} ({}) failed at line {}: {}", m.version, m.name,
+                        line + (pos ? lines_before(statement, std::atoi(pos)) : 0),
+                        msg ? msg : PQerrorMessage(conn.get()));
+        conn.exec_params("SELECT warden.fail_migration($1, $2)", {m.version, message});
+        throw Error(PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)
+                        ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)
+                        : "XX000",
+                    message, "",
+                    fmt::format("The migration is recorded as failed; fix the database, then "
+                                "warden migrate repair {}.",
+                                m.version));
+    }
+    conn.exec_params("SELECT warden.finish_migration($1)", {m.version});
+    out.push_back({m.version, m.name, "applied"});
+    progress(fmt::format("applied {}", label(m.version, m.name)));
+}
+
+// --dry-run: every pending transactional migration in one transaction that is rolled back.
+void dry_run(Connection& conn, const std::vector<const MigrationFile*>& pending,
+             std::vector<Outcome>& out)
+{
+    conn.exec("BEGIN");
+    std::size_t i = 0;
+    try {
+        for (; i < pending.size() && pending[i]->transactional; ++i) {
+            auto params = apply_params(*pending[i], options().allow_out_of_order);
+            ResultPtr res(PQexecParams(conn.get(), kApply, 5, nullptr, params.data(), nullptr,
+                                       nullptr, 0));
+            if (PQresultStatus(res.get()) != PGRES_TUPLES_OK)
+                throw_result_error(res.get(), conn.get());
+            std::string r = PQgetvalue(res.get(), 0, 0);
+            out.push_back({pending[i]->version, pending[i]->name,
+                           r == "applied" ? "would_apply" : r});
+        }
+    } catch (const Error&) {
+        PQclear(PQexec(conn.get(), "ROLLBACK"));
+        throw;
+    }
+    conn.exec("ROLLBACK");
+    // A non-transactional migration can't be tried and rolled back; later ones may need it.
+    for (; i < pending.size(); ++i)
+        out.push_back({pending[i]->version, pending[i]->name, "not_tried"});
+}
+
+}  // namespace
+
+int run_up()
+{
+    const MigrateOptions& o = options();
+    if (!o.target.empty() && !is_version(o.target))
+        usage_error("--target must be a version (digits)");
+    auto files = load_files();
+    Connection conn = connect_ledger();
+    auto rows = verify(conn, files);
+    check_history(rows);
+
+    std::map<std::string, const MigrationFile*> by_key;
+    for (const auto& f : files)
+        by_key[version_key(f.version)] = &f;
+    std::string latest_applied;
+    for (const auto& r : rows)
+        if ((r.state == "ok" || r.state == "missing_file") &&
+            (latest_applied.empty() || compare_versions(r.version, latest_applied) > 0))
+            latest_applied = r.version;
+
+    std::vector<const MigrationFile*> pending;
+    for (const auto& r : rows) {
+        if (r.state != "pending")
+            continue;
+        if (!o.target.empty() && compare_versions(r.version, o.target) > 0)
+            continue;
+        const MigrationFile* m = by_key.at(version_key(r.version));
+        if (!latest_applied.empty() && compare_versions(m->version, latest_applied) < 0 &&
+            !o.allow_out_of_order)
+            throw Error(sqlstate::object_not_in_prerequisite_state,
+                        fmt::format("migration {} is older than the latest applied migration {}",
+                                    label(m->version, m->name), latest_applied),
+                        "", "Pass --allow-out-of-order to apply it anyway.");
+        pending.push_back(m);
+    }
+
+    std::vector<Outcome> out;
+    if (o.dry_run) {
+        dry_run(conn, pending, out);
+    } else {
+        // Each migration commits with its ledger row; batching only saves round trips.
+        constexpr std::size_t kBatch = 100;
+        std::vector<const MigrationFile*> batch;
+        for (const MigrationFile* m : pending) {
+            if (m->transactional) {
+                batch.push_back(m);
+                if (batch.size() == kBatch) {
+                    apply_batch(conn, batch, out);
+                    batch.clear();
+                }
+                continue;
+            }
+            if (!batch.empty())
+                apply_batch(conn, batch, out);
+            batch.clear();
+            apply_no_transaction(conn, *m, out);
+        }
+        if (!batch.empty())
+            apply_batch(conn, batch, out);
+    }
+
+    auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
+    std::string version = PQgetvalue(current.get(), 0, 0);
+    std::map<std::string, int> counts;
+    for (const auto& r : out)
+        counts[r.result]++;
+    if (o.json) {
+        json j = {{"dry_run", o.dry_run}, {"current_version", version}, {"migrations", json::array()}};
+        for (const auto& r : out)
+            j["migrations"].push_back({{"version", r.version}, {"name", r.name}, {"result", r.result}});
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    if (o.dry_run) {
+        for (const auto& r : out)
+            std::printf("%s %s\n", r.result == "not_tried" ? "not tried (runs outside a transaction):"
+                                                            : (r.result + ":").c_str(),
+                        label(r.version, r.name).c_str());
+        std::printf("dry run: %d would apply, %d not tried; everything was rolled back\n",
+                    counts["would_apply"], counts["not_tried"]);
+    } else if (!o.quiet) {
+        std::printf("%d applied, %d skipped; current version %s\n", counts["applied"],
+                    counts["skipped"], version.empty() ? "(none)" : version.c_str());
+    }
+    return 0;
+}
+
+// ---- down -------------------------------------------------------------------------------
+
+int run_down()
+{
+    const MigrateOptions& o = options();
+    if (!o.target.empty() && !is_version(o.target))
+        usage_error("--target must be a version (digits)");
+    Connection conn = connect_ledger();
+    if (o.dry_run)
+        conn.exec("BEGIN");
+    std::vector<std::string> versions;
+    try {
+        auto res = o.target.empty()
+                       ? conn.exec("SELECT v FROM warden.rollback_migration() v")
+                       : conn.exec_params("SELECT v FROM warden.rollback_migration($1) v", {o.target});
+        for (int i = 0; i < PQntuples(res.get()); ++i)
+            versions.push_back(PQgetvalue(res.get(), i, 0));
+    } catch (const Error&) {
+        if (o.dry_run)
+            PQclear(PQexec(conn.get(), "ROLLBACK"));
+        throw;
+    }
+    if (o.dry_run)
+        conn.exec("ROLLBACK");
+    auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
+    std::string version = PQgetvalue(current.get(), 0, 0);
+    if (o.json) {
+        std::printf("%s\n", json({{"dry_run", o.dry_run},
+                                  {"rolled_back", versions},
+                                  {"current_version", version}})
+                                .dump(2)
+                                .c_str());
+        return 0;
+    }
+    for (const auto& v : versions)
+        std::printf("%s %s\n", o.dry_run ? "would roll back" : "rolled back", v.c_str());
+    if (!o.quiet)
+        std::printf("%zu %s; current version %s\n", versions.size(),
+                    o.dry_run ? "would be rolled back (dry run, nothing changed)" : "rolled back",
+                    version.empty() ? "(none)" : version.c_str());
+    return 0;
+}
+
+}  // namespace warden::cli::migrate
