@@ -47,11 +47,11 @@ my ($rc, $out, $err);
 # ---- the auth-service sample set ----
 ($rc, $out, $err) = warden('migrate', 'status', '--dir', $samples, '-d', $db);
 is($rc, 0, 'status exits 0');
-like($out, qr/0 applied, 9 pending/, 'status: nine pending migrations');
+like($out, qr/0 applied, 11 pending/, 'status: eleven pending migrations');
 
 ($rc, $out, $err) = warden('migrate', 'up', '--dir', $samples, '-d', $db, '--dry-run');
 is($rc, 0, 'dry run exits 0');
-like($out, qr/dry run: 9 would apply/, 'dry run reports what would happen');
+like($out, qr/dry run: 11 would apply/, 'dry run reports what would happen');
 is(sql('SELECT count(*) FROM warden.migrations'), '0', 'dry run left the ledger empty');
 is(sql("SELECT to_regclass('users') IS NULL"), 't', 'dry run left no table behind');
 
@@ -61,39 +61,39 @@ is(sql('SELECT warden.current_version()'), '004', 'up to the target only');
 
 ($rc, $out, $err) = warden('migrate', 'up', '--dir', $samples, '-d', $db);
 is($rc, 0, 'up exits 0');
-like($out, qr/5 applied, 0 skipped; current version 009/, 'the rest applied');
+like($out, qr/7 applied, 0 skipped; current version 011/, 'the rest applied');
 is( sql(q{SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'}),
 	'api_keys,audit_logs,password_history,permissions,role_permissions,roles,security_events,user_roles,user_sessions,users',
 	'every sample table exists');
 
 ($rc, $out, $err) = warden('migrate', 'verify', '--dir', $samples, '-d', $db);
 is($rc, 0, 'verify exits 0 on a clean ledger');
-like($out, qr/verify ok: 9 ok, 0 pending/, 'verify reports nine ok');
+like($out, qr/verify ok: 11 ok, 0 pending/, 'verify reports eleven ok');
 
 ($rc, $out, $err) = warden('migrate', 'up', '--dir', $samples, '-d', $db);
 like($out, qr/0 applied, 0 skipped/, 'up again does nothing');
 
 ($rc, $out, $err) = warden('migrate', 'status', '--dir', $samples, '-d', $db, '--json');
 my $status = eval { require JSON::PP; JSON::PP::decode_json($out) };
-is($status->{current_version}, '009', 'status --json is JSON with the current version');
-is(scalar @{ $status->{migrations} }, 9, 'status --json lists nine migrations');
+is($status->{current_version}, '011', 'status --json is JSON with the current version');
+is(scalar @{ $status->{migrations} }, 11, 'status --json lists eleven migrations');
 
 ($rc, $out, $err) = warden('migrate', 'down', '-d', $db);
 is($rc, 0, 'down exits 0');
-like($out, qr/rolled back 009/, 'down rolls back the latest');
+like($out, qr/rolled back 011/, 'down rolls back the latest');
 ($rc, $out, $err) = warden('migrate', 'down', '-d', $db, '--target', '0', '--dry-run');
-like($out, qr/8 would be rolled back/, 'down --dry-run reports');
-is(sql('SELECT warden.current_version()'), '008', 'down --dry-run changed nothing');
+like($out, qr/10 would be rolled back/, 'down --dry-run reports');
+is(sql('SELECT warden.current_version()'), '010', 'down --dry-run changed nothing');
 ($rc, $out, $err) = warden('migrate', 'down', '-d', $db, '--target', '0');
 is($rc, 0, 'down --target 0 exits 0');
 is(sql(q{SELECT count(*) FROM pg_tables WHERE schemaname = 'public'}), '0',
 	'every sample migration rolled back cleanly');
 ($rc, $out, $err) = warden('migrate', 'up', '--dir', $samples, '-d', $db);
-like($out, qr/9 applied/, 'the sample set applies again after a full rollback');
+like($out, qr/11 applied/, 'the sample set applies again after a full rollback');
 
 ($rc, $out, $err) = warden('migrate', 'history', '-d', $db, '--limit', '3');
 is(scalar(split /\n/, $out), 3, 'history --limit 3 prints three events');
-like($out, qr/applied\s+009\s+create_security_events/, 'history shows the latest apply');
+like($out, qr/applied\s+011\s+warden_audit/, 'history shows the latest apply');
 
 # ---- bad input: a clear one-line reason, exit 1 (2 for usage), nothing applied ----
 sql('DROP EXTENSION pg_warden CASCADE');
@@ -203,7 +203,7 @@ for my $file (sort glob("$samples/00[1-5]_*.up.sql"))
 ($rc, $out, $err) = warden('migrate', 'baseline', '005', '-d', $node->connstr('adopted'));
 is($rc, 0, 'baseline exits 0');
 ($rc, $out, $err) = warden('migrate', 'up', '-d', $node->connstr('adopted'), '--dir', $samples);
-like($out, qr/4 applied, 0 skipped; current version 009/, 'after a baseline at 005 only 006..009 run');
+like($out, qr/6 applied, 0 skipped; current version 011/, 'after a baseline at 005 only 006..011 run');
 ($rc, $out, $err) = warden('migrate', 'baseline', '7', '-d', $node->connstr('adopted'));
 is($rc, 1, 'a second baseline is refused');
 
