@@ -102,7 +102,7 @@ rm -rf "$out/r_warden" "$out/r_untar" "$out/r_pgbr" "$out/pgbb" "$out/warden1"
 db=$(psql -XAtc 'SELECT current_database()')
 t=$(now); "$WARDEN" backup create --dir "$out/logical" --logical --database "$db" -j 2 --quiet >"$out/idl"; lw=$(since "$t")
 t=$(now); pg_dump -Fd -j 2 -f "$out/pgdump" "$db"; lp=$(since "$t")
-psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
+PGOPTIONS='-c client_min_messages=warning' psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
 t=$(now); "$WARDEN" restore --dir "$out/logical" "$(cat "$out/idl")" --database r_warden -j 2 --quiet; lrw=$(since "$t")
 t=$(now); pg_restore -j 2 --exit-on-error -d r_plain "$out/pgdump"; lrp=$(since "$t")
 echo "logical: warden dump $lw s, restore $lrw s | pg_dump $lp s, pg_restore $lrp s"
