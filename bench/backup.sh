@@ -63,14 +63,21 @@ ckpt() {
     sleep 0.5
   done
 }
-ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden6" --level 6 --quiet >"$out/id6"; w6=$(since "$t")
+# ROUNDS alternating rounds (default 2): the machine is shared, load drifts, medians count.
+w6s=() w1s=() pbs=() brs=()
+for round in $(seq 1 "${ROUNDS:-2}"); do
+  rm -rf "$out/warden6" "$out/warden1" "$out/pgbb"
+  ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden6" --level 6 --quiet >"$out/id6"; w6s+=("$(since "$t")")
+  ckpt; t=$(now); pg_basebackup -D "$out/pgbb" -Ft -z -X fetch -c fast; pbs+=("$(since "$t")")
+  ckpt; t=$(now); pgbr backup --type=full >/dev/null; brs+=("$(since "$t")")
+  ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden1" --level 1 --quiet >"$out/id1"; w1s+=("$(since "$t")")
+  echo "  round $round: warden gzip-6 ${w6s[-1]} s, pg_basebackup -z ${pbs[-1]} s, pgBackRest ${brs[-1]} s, warden gzip-1 ${w1s[-1]} s"
+done
+w6=$(median "${w6s[@]}") w1=$(median "${w1s[@]}") pb=$(median "${pbs[@]}") br=$(median "${brs[@]}")
 w6_size=$(size_mb "$out/warden6")
-ckpt; t=$(now); "$WARDEN" backup create --dir "$out/warden1" --level 1 --quiet >"$out/id1"; w1=$(since "$t")
 w1_size=$(size_mb "$out/warden1")
-ckpt; t=$(now); pg_basebackup -D "$out/pgbb" -Ft -z -X fetch -c fast; pb=$(since "$t")
 pb_size=$(size_mb "$out/pgbb")
-ckpt; t=$(now); pgbr backup --type=full >/dev/null; br=$(since "$t")
-br_size=$(size_mb "$brw/repo/backup")
+br_size=$(size_mb "$(ls -d "$brw"/repo/backup/bench/*F | tail -n 1)")
 echo "physical: warden gzip-6 $w6 s $w6_size MB | warden gzip-1 $w1 s $w1_size MB |" \
      "pg_basebackup -z $pb s $pb_size MB | pgBackRest gz $br s $br_size MB"
 
@@ -95,7 +102,7 @@ rm -rf "$out/r_warden" "$out/r_untar" "$out/r_pgbr" "$out/pgbb" "$out/warden1"
 db=$(psql -XAtc 'SELECT current_database()')
 t=$(now); "$WARDEN" backup create --dir "$out/logical" --logical --database "$db" -j 2 --quiet >"$out/idl"; lw=$(since "$t")
 t=$(now); pg_dump -Fd -j 2 -f "$out/pgdump" "$db"; lp=$(since "$t")
-psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
+PGOPTIONS='-c client_min_messages=warning' psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
 t=$(now); "$WARDEN" restore --dir "$out/logical" "$(cat "$out/idl")" --database r_warden -j 2 --quiet; lrw=$(since "$t")
 t=$(now); pg_restore -j 2 --exit-on-error -d r_plain "$out/pgdump"; lrp=$(since "$t")
 echo "logical: warden dump $lw s, restore $lrw s | pg_dump $lp s, pg_restore $lrp s"
