@@ -236,6 +236,13 @@ void add_migrate_commands(CLI::App& app)
     up->add_flag("--dry-run", o.dry_run, "run the pending migrations in a transaction that is rolled back");
     up->add_flag("--allow-out-of-order", o.allow_out_of_order,
                  "apply pending versions older than the latest applied one");
+    up->add_flag("--backup", o.backup,
+                 "take a backup first (when anything is pending); refuse to migrate if it fails");
+    up->add_option("--backup-dir", o.backup_dir,
+                   "backup folder for --backup (default: $WARDEN_BACKUP_DIR)");
+    up->add_option("--backup-kind", o.backup_kind,
+                   "logical (this database, the default) or physical (the whole cluster)")
+        ->check(CLI::IsMember({"logical", "physical"}));
     on_run(up, run_up);
 
     CLI::App* down = migrate->add_subcommand("down", "roll back the latest migration, or down to --target");

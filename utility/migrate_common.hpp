@@ -20,6 +20,10 @@ struct MigrateOptions {
     bool allow_out_of_order = false;
     bool json = false;
     bool quiet = false;
+    // up --backup: a verified-to-exist backup first, or no migration at all
+    bool backup = false;
+    std::string backup_dir;
+    std::string backup_kind = "logical";
     // create
     std::string name;
     bool sequential = false;

@@ -7,6 +7,8 @@
 #include <map>
 #include <optional>
 
+#include "backup_common.hpp"
+#include "backup_create.hpp"
 #include "error.hpp"
 #include "migrate_common.hpp"
 
@@ -190,6 +192,37 @@ void dry_run(Connection& conn, const std::vector<const MigrationFile*>& pending,
 
 }  // namespace
 
+// --backup: the backup is taken, recorded, and published in the catalog before the first
+// migration runs; if any of that fails, nothing is migrated.
+static void backup_before_migrating(Connection& conn)
+{
+    const MigrateOptions& o = options();
+    std::string dir = o.backup_dir;
+    if (dir.empty())
+        if (const char* env = std::getenv("WARDEN_BACKUP_DIR"))
+            dir = env;
+    if (dir.empty())
+        usage_error("--backup needs --backup-dir DIR (or WARDEN_BACKUP_DIR)");
+
+    BackupRequest req;
+    req.dir = dir;
+    req.conninfo = o.conn.conninfo;
+    req.label = "before migrate up";
+    req.logical = o.backup_kind == "logical";
+    req.database = PQdb(conn.get());
+    req.quiet = o.quiet || o.json;
+    BackupInfo info;
+    try {
+        info = create_backup(req);
+    } catch (const Error& e) {
+        throw Error(e.sqlstate(), fmt::format("backup failed, nothing migrated: {}", e.what()),
+                    e.detail(), e.hint());
+    }
+    record_backup_in_database(o.conn.conninfo, info);
+    if (!o.quiet && !o.json)
+        std::fprintf(stderr, "backup %s taken in %s\n", info.id.c_str(), dir.c_str());
+}
+
 int run_up()
 {
     const MigrateOptions& o = options();
@@ -224,6 +257,9 @@ int run_up()
                         "", "Pass --allow-out-of-order to apply it anyway.");
         pending.push_back(m);
     }
+
+    if (o.backup && !o.dry_run && !pending.empty())
+        backup_before_migrating(conn);
 
     std::vector<Outcome> out;
     if (o.dry_run) {
