@@ -112,8 +112,11 @@ static bool should_run(const MigrationArgs& a)
     char* below_baseline = SPI_getvalue(t, d, 7);
 
     if (state && strcmp(state, "applied") == 0) {
-        if (strcmp(baseline, "t") == 0 || strcmp(checksum, a.checksum) == 0)
+        // A restored or hand-made row may lack a checksum: that never matches a file.
+        if (strcmp(baseline, "t") == 0 || (checksum && strcmp(checksum, a.checksum) == 0))
             return false;
+        if (!checksum)
+            checksum = pstrdup("(none)");
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("migration %s (%s) was applied with a different checksum", a.version,
@@ -356,7 +359,8 @@ static void close_migration(const char* version, const char* state, const char* 
         elog(ERROR, "migration %s has no ledger row", version);
     char* name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     char* checksum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-    double ms = atof(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+    char* ms_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+    double ms = ms_text ? atof(ms_text) : 0;
     char* detail = NULL;
     if (invalid) {
         Oid types[2] = {TEXTOID, TEXTOID};

@@ -289,9 +289,10 @@ WARDEN_FUNCTION(warden_ledger_guard)
     TriggerData* trigger = (TriggerData*) fcinfo->context;
     const char* table = RelationGetRelationName(trigger->tg_relation);
     bool is_events = strcmp(table, "migration_events") == 0;
-    // pg_restore reloads the ledger with plain INSERT/COPY as a superuser; a superuser
-    // can disable this trigger anyway, so refusing them would only break restores.
-    bool restoring = TRIGGER_FIRED_BY_INSERT(trigger->tg_event) && superuser();
+    // A superuser restoring a dump reloads the ledger with COPY/INSERT. pg_restore and
+    // pg_dump's scripts run with check_function_bodies off, which nothing else does.
+    bool restoring = TRIGGER_FIRED_BY_INSERT(trigger->tg_event) && !check_function_bodies &&
+                     superuser();
     bool allowed = restoring ||
                    (ledger_writing && !TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event) &&
                     (!is_events || TRIGGER_FIRED_BY_INSERT(trigger->tg_event)));

@@ -36,9 +36,9 @@ void on_signal(int sig) { g_signal = sig; }
 }
 }  // namespace
 
-void fsync_file(const std::string& path)
+static void fsync_path(const std::string& path, int open_flags)
 {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), open_flags | O_CLOEXEC);
     if (fd < 0)
         io_error("open", path);
     if (::fsync(fd) != 0) {
@@ -50,19 +50,10 @@ void fsync_file(const std::string& path)
     ::close(fd);
 }
 
-void fsync_dir(const std::string& path)
-{
-    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        io_error("open", path);
-    if (::fsync(fd) != 0) {
-        int saved = errno;
-        ::close(fd);
-        errno = saved;
-        io_error("fsync", path);
-    }
-    ::close(fd);
-}
+void fsync_file(const std::string& path) { fsync_path(path, O_RDONLY); }
+
+// A rename is durable only once the directory holding it is fsynced too.
+void fsync_dir(const std::string& path) { fsync_path(path, O_RDONLY | O_DIRECTORY); }
 
 void remove_tree(const std::string& path) noexcept
 {
