@@ -51,11 +51,19 @@ WARDEN_FUNCTION(warden_record_drift)
                    "  'type', object_type, 'identity', object_identity)) FILTER (WHERE keep)::text, "
                    "  count(*) FILTER (WHERE keep), count(*) "
                    "FROM (SELECT *, coalesce(schema_name, '') NOT LIKE 'pg\\_temp%' "
-                   "        AND coalesce(schema_name, '') <> 'warden' AS keep "
+                   "        AND coalesce(schema_name, '') <> 'warden' "
+                   // A trigger has no schema of its own: it is pg_warden's when its table is.
+                   "        AND NOT (classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass "
+                   "                 AND EXISTS (SELECT FROM pg_catalog.pg_trigger t "
+                   "                   JOIN pg_catalog.pg_class r ON r.oid = t.tgrelid "
+                   "                   WHERE t.oid = objid "
+                   "                     AND r.relnamespace = 'warden'::pg_catalog.regnamespace)) "
+                   "        AS keep "
                    "      FROM pg_catalog.pg_event_trigger_ddl_commands()) c";
 
     SPI_connect();
-    if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+    // Not read-only: the catalog rows of the command that fired must be visible.
+    if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not read the DDL commands of the event trigger");
     HeapTuple row = SPI_tuptable->vals[0];
     TupleDesc desc = SPI_tuptable->tupdesc;

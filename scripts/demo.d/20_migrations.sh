@@ -1,7 +1,7 @@
 # Step: the migration ledger, driven by `warden migrate` on the auth-service sample set.
 dir="$(cd "$(dirname "$0")/../.." && pwd)/migrations/auth-service"
 
-bold "warden migrate status: nine migrations in $dir, none applied"
+bold "warden migrate status: $(ls "$dir"/*.up.sql | wc -l) migrations in $dir, none applied"
 "$WARDEN" migrate status --dir "$dir"
 
 bold "warden migrate up --dry-run: everything runs, then rolls back"
