@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -187,6 +188,9 @@ private:
 void Session::run()
 {
     std::string app = o_.application_name.empty() ? o_.slot : o_.application_name;
+    // synchronous_standby_names must be able to name the receiver, so its name beats an
+    // inherited PGAPPNAME; an application_name in the conninfo still wins.
+    ::setenv("PGAPPNAME", app.c_str(), 1);
     conn_ = std::make_unique<Connection>(o_.conninfo, true, app);
 
     auto ident = conn_->exec("IDENTIFY_SYSTEM");
@@ -499,6 +503,8 @@ int run(const Options& o)
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
+    // A file size limit then fails the write (EFBIG) instead of killing the receiver.
+    std::signal(SIGXFSZ, SIG_IGN);
 
     int delay_ms = 1000;
     while (!g_stop) {
