@@ -12,6 +12,13 @@ use IPC::Run;
 our @EXPORT = qw(start_receiver stop_receiver wait_receiver_flushed restore_node warden_run slurp);
 
 my $warden = $ENV{WARDEN_BIN};
+my %running;
+
+# A test that dies must not leave a receiver retrying forever.
+END
+{
+	kill('KILL', keys %running) if %running;
+}
 
 # Starts a receiver for $node into $dir; returns its pid. Its log goes to $log.
 sub start_receiver
@@ -27,6 +34,7 @@ sub start_receiver
 			$node->connstr('postgres'), @args)
 		  or die "exec: $!";
 	}
+	$running{$pid} = 1;
 	return $pid;
 }
 
@@ -36,7 +44,9 @@ sub stop_receiver
 	my ($pid, $signal) = @_;
 	kill($signal // 'TERM', $pid);
 	waitpid($pid, 0);
-	return $?;
+	my $status = $?;
+	delete $running{$pid};
+	return $status;
 }
 
 # Waits until the receiver connected to $node has flushed everything written so far.
