@@ -165,6 +165,46 @@ void add_verify(CLI::App& wal)
     });
 }
 
+void add_status(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto* cmd = wal.add_subcommand(
+        "status", "newest archived segment and its age, the receiver's live segment, receiver running");
+    add_dir_option(cmd, *o);
+    on_run(cmd, [o] {
+        Archive archive(require_dir(*o));
+        auto st = archive.status();
+        if (o->json) {
+            std::cout << nlohmann::json{{"newest_segment", st.newest_segment},
+                                        {"newest_age_seconds", st.newest_age_seconds},
+                                        {"live_partial", st.live_partial},
+                                        {"live_partial_age_seconds", st.live_partial_age_seconds},
+                                        {"receiver_running", st.receiver_running},
+                                        {"receiver_pid", st.receiver_pid},
+                                        {"segments", st.segments},
+                                        {"stored_bytes", st.stored_bytes},
+                                        {"conflicts", st.conflicts}}
+                             .dump(2)
+                      << "\n";
+            return 0;
+        }
+        std::cout << fmt::format("segments:        {} ({:.1f} MB stored)\n", st.segments,
+                                 st.stored_bytes / 1048576.0);
+        std::cout << fmt::format("newest segment:  {}\n",
+                                 st.newest_segment.empty() ? "-"
+                                     : fmt::format("{} ({} s ago)", st.newest_segment, st.newest_age_seconds));
+        std::cout << fmt::format("live segment:    {}\n",
+                                 st.live_partial.empty() ? "-"
+                                     : fmt::format("{}.partial, written {} s ago", st.live_partial,
+                                                   st.live_partial_age_seconds));
+        std::cout << fmt::format("receiver:        {}\n",
+                                 st.receiver_running ? "running (pid " + st.receiver_pid + ")" : "not running");
+        if (st.conflicts)
+            std::cout << fmt::format("conflicts:       {} copies set aside by conflicting pushes\n", st.conflicts);
+        return 0;
+    });
+}
+
 void add_recovery_settings(CLI::App& wal)
 {
     auto o = std::make_shared<WalOptions>();
@@ -196,6 +236,7 @@ void add_wal_commands(CLI::App& app)
     add_fetch(*wal);
     add_receive(*wal, conn);
     add_verify(*wal);
+    add_status(*wal);
     add_recovery_settings(*wal);
 }
 

@@ -50,6 +50,19 @@ struct VerifyReport {
     std::vector<VerifyProblem> problems;  // in the order found; the first is named
 };
 
+// What `wal status` shows: the newest durable WAL and whether a receiver runs.
+struct ArchiveStatus {
+    std::string newest_segment;        // newest finished segment on any timeline
+    std::int64_t newest_age_seconds = -1;  // since it was archived
+    std::string live_partial;          // the receiver's current segment, if any
+    std::int64_t live_partial_age_seconds = -1;  // since its last write
+    bool receiver_running = false;
+    std::string receiver_pid;
+    std::size_t segments = 0;
+    std::uint64_t stored_bytes = 0;
+    std::size_t conflicts = 0;         // copies set aside by a conflicting push
+};
+
 class Archive {
 public:
     // Opens BACKUPS/wal, creating it (and BACKUPS) if needed.
@@ -86,6 +99,7 @@ public:
     // The live .partial of the receiver, if any: its segment and size.
     std::optional<std::pair<wal::SegmentId, std::uint64_t>> live_partial() const;
     bool has_history(wal::TimeLine tli) const;
+    ArchiveStatus status() const;
     std::string read_history(wal::TimeLine tli) const;
 
 private:

@@ -423,6 +423,24 @@ void Session::open_segment(std::uint64_t segno)
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd_ < 0)
         io_failure("could not create", path);
+    // Zero-filled to full size up front, as pg_receivewal does: later fsyncs then flush
+    // data only (no file size change to journal), and a full disk shows up here, before
+    // any of the segment is acknowledged.
+    static const std::string zeros(1 << 20, '\0');
+    for (std::uint64_t off = 0; off < seg_size_; off += zeros.size()) {
+        auto len = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), seg_size_ - off));
+        std::size_t done = 0;
+        while (done < len) {
+            ssize_t w = ::pwrite(fd_, zeros.data() + done, len - done, static_cast<off_t>(off + done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                io_failure("could not write", path);
+            done += static_cast<std::size_t>(w);
+        }
+    }
+    if (::fsync(fd_) != 0)
+        io_failure("could not fsync", path);
     local_io([&] { walarchive::fsync_path(ar_.dir(), true); });
     last_fsync_ = Clock::now();
 }
@@ -467,7 +485,7 @@ void Session::close_segment()
 
 void Session::flush()
 {
-    if (fd_ >= 0 && write_pos_ > flush_pos_ && ::fsync(fd_) != 0)
+    if (fd_ >= 0 && write_pos_ > flush_pos_ && ::fdatasync(fd_) != 0)
         io_failure("could not fsync", ar_.dir() / (fd_name_ + ".partial"));
     flush_pos_ = write_pos_;
     last_fsync_ = Clock::now();

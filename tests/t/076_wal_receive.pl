@@ -54,12 +54,19 @@ sleep 0.5;
 my ($ok, $out, $err) = warden_run('wal', 'receive', '--dir', $dir, '-d', $node->connstr('postgres'));
 ok(!$ok, 'a second receiver on the same folder refuses');
 like($err, qr/another receiver \(pid $pid\) is already writing/, 'and names the one running');
+($ok, $out, $err) = warden_run('wal', 'status', '--dir', $dir, '--json');
+like($out, qr/"receiver_running": true/, 'wal status sees the running receiver');
+like($out, qr/"receiver_pid": "$pid"/, 'and its pid');
 $bench->finish;
 like($bout, qr/number of transactions actually processed: [1-9]/, 'pgbench ran during the restart');
 
 my $lsn = wait_receiver_flushed($node);
 is(stop_receiver($pid), 0, 'receiver stops on SIGTERM with exit 0');
 like(slurp($log), qr/streaming from .*streaming from .*stopped/s, 'the restarted receiver resumed');
+
+($ok, $out, $err) = warden_run('wal', 'status', '--dir', $dir);
+like($out, qr/receiver: +not running/, 'wal status after the receiver stopped');
+like($out, qr/newest segment: +[0-9A-F]{24} \(\d+ s ago\)/, 'wal status shows the newest segment and its age');
 
 ($ok, $out, $err) = warden_run('wal', 'verify', '--dir', $dir);
 ok($ok, 'no gap after kill -9 and restart') or diag($out . $err);
@@ -98,15 +105,11 @@ ok($exited, 'the receiver stopped by itself') or diag(slurp($small_log));
 is($? >> 8, 1, 'the receiver exits 1 when it cannot write');
 like(slurp($small_log), qr/stopping: could not write .*nothing beyond what is on disk was acknowledged/,
 	'and says why');
-my ($partial) = glob("$small/wal/*.partial");
-my ($seg) = $partial =~ m{/([0-9A-F]{24})\.partial$};
-my $written_end = $node->safe_psql('postgres',
-	"SELECT (pg_walfile_name_offset(restart_lsn)).file_name FROM pg_replication_slots WHERE slot_name = 'warden_small'");
-ok(defined $seg && $written_end le $seg, 'the slot was never advanced past the segment being written');
-my $restart_off = $node->safe_psql('postgres',
-	"SELECT (pg_walfile_name_offset(restart_lsn)).file_offset FROM pg_replication_slots WHERE slot_name = 'warden_small'");
-ok($written_end lt $seg || $restart_off <= -s $partial,
-	'the acknowledged position is within what is on disk');
+my ($start) = slurp($small_log) =~ /streaming from (\S+) on timeline/;
+ok(defined $start, 'the receiver had started streaming');
+is($node->safe_psql('postgres',
+	"SELECT restart_lsn <= '$start'::pg_lsn + 2048 * 1024 FROM pg_replication_slots WHERE slot_name = 'warden_small'"),
+	't', 'the slot never advanced beyond what fits under the limit');
 $node->safe_psql('postgres', "SELECT pg_drop_replication_slot('warden_small')");
 
 $node->stop;
