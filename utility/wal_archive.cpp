@@ -118,7 +118,8 @@ void fsync_path(const fs::path& p, bool directory)
 
 void write_file_durably(const fs::path& dir, const std::string& name, const std::string& bytes)
 {
-    fs::path tmp = dir / (name + ".tmp");
+    // Per-process temporary name: the receiver and `wal push` may store the same file at once.
+    fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
     fs::path final_path = dir / name;
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0)
@@ -404,7 +405,8 @@ VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn
         names.insert(entry.path().filename().string());
 
     for (const auto& n : names) {
-        if (ends_with(n, ".sha256") || ends_with(n, ".tmp") || n.find(".conflict-") != std::string::npos)
+        if (ends_with(n, ".sha256") || n.find(".tmp") != std::string::npos ||
+            n.find(".conflict-") != std::string::npos)
             continue;
         std::string logical = is_compressed(n) ? n.substr(0, n.size() - 4) : n;
         auto kind = wal::classify(logical);

@@ -108,7 +108,7 @@ private:
 
 // File helpers the receiver also uses.
 void fsync_path(const fs::path& p, bool directory);
-// Writes `bytes` to dir/name through dir/name.tmp: write, fsync, rename, fsync dir.
+// Writes `bytes` to dir/name through dir/name.tmp.<pid>: write, fsync, rename, fsync dir.
 void write_file_durably(const fs::path& dir, const std::string& name, const std::string& bytes);
 std::string read_file(const fs::path& p);
 std::string zstd_compress(const std::string& bytes, int level = 3);
