@@ -237,6 +237,9 @@ void Archive::fetch(const std::string& name, const fs::path& dest)
             throw Error(sqlstate::data_exception,
                         "refusing " + name + ": checksum mismatch (recorded " +
                             recorded->substr(0, 12) + "..., found " + hex.substr(0, 12) + "...)");
+    } else if (wal::classify(name) == wal::FileKind::segment && fs::exists(dir_ / (name + ".ready"))) {
+        // Finished and fsynced by the receiver, not yet compressed.
+        bytes = read_file(dir_ / (name + ".ready"));
     } else if (wal::classify(name) == wal::FileKind::segment &&
                fs::exists(dir_ / (name + ".partial"))) {
         // The receiver's live segment: recovery needs a full-size file; WAL ends at the
@@ -307,7 +310,8 @@ std::vector<wal::SegmentId> Archive::segments() const
     for (const auto& entry : fs::directory_iterator(dir_)) {
         std::string n = entry.path().filename().string();
         bool finished = n.size() == 28 && ends_with(n, ".zst");
-        bool live = n.size() == 32 && ends_with(n, ".partial");
+        bool live = (n.size() == 32 && ends_with(n, ".partial")) ||
+                    (n.size() == 30 && ends_with(n, ".ready"));
         if (!finished && !live)
             continue;
         if (wal::classify(n.substr(0, 24)) != wal::FileKind::segment)

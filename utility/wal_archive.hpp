@@ -4,6 +4,7 @@
 //   <segment>.zst           a finished segment, zstd-compressed
 //   <segment>.zst.sha256    SHA-256 of the uncompressed segment ("<hex>  <segment>")
 //   <segment>.partial       the receiver's current segment, uncompressed, growing
+//   <segment>.ready         a finished segment, fsynced, waiting for the compressor
 //   <segment>.partial.zst   a timeline's last, unfinished segment (+ .sha256)
 //   <tli>.history, <segment>.<offset>.backup   kept as they are (+ .sha256)
 //   archive.json            system identifier and segment size, written once
@@ -94,7 +95,7 @@ public:
     // Records them, or throws if the archive already belongs to another system.
     void record_identity(const std::string& system_identifier, std::uint64_t segment_size);
 
-    // Segments present (finished .zst, plus the live .partial), sorted.
+    // Segments present (finished .zst, .ready, plus the live .partial), sorted.
     std::vector<wal::SegmentId> segments() const;
     // The live .partial of the receiver, if any: its segment and size.
     std::optional<std::pair<wal::SegmentId, std::uint64_t>> live_partial() const;

@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "connection.hpp"
 #include "error.hpp"
@@ -145,10 +149,99 @@ private:
     int fd_ = -1;
 };
 
+// Compresses finished segments off the streaming path: a finished segment is already
+// durable as <segment>.ready (renamed from .partial after fsync), so the flush position can
+// be reported at once while zstd and SHA-256 run here.
+class Compressor {
+public:
+    Compressor(Archive& archive, bool verbose) : ar_(archive), verbose_(verbose), thread_([this] { loop(); }) {}
+    ~Compressor()
+    {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    Compressor(const Compressor&) = delete;
+    Compressor& operator=(const Compressor&) = delete;
+
+    void submit(const std::string& segment)
+    {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            queue_.push_back(segment);
+        }
+        cv_.notify_one();
+    }
+
+    // The error that stopped compression (disk full), if any.
+    std::optional<std::string> failure()
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        return failure_;
+    }
+
+private:
+    void loop()
+    {
+        for (;;) {
+            std::string name;
+            {
+                std::unique_lock<std::mutex> l(mu_);
+                cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+                if (queue_.empty())
+                    return;  // stopping, and everything submitted is done
+                name = queue_.front();
+            }
+            try {
+                compress(name);
+            } catch (const std::exception& e) {
+                std::lock_guard<std::mutex> l(mu_);
+                failure_ = e.what();
+                queue_.clear();
+                return;
+            }
+            std::lock_guard<std::mutex> l(mu_);
+            queue_.pop_front();
+        }
+    }
+
+    void compress(const std::string& name)
+    {
+        fs::path ready = ar_.dir() / (name + ".ready");
+        std::string bytes = walarchive::read_file(ready);
+        try {
+            ar_.store(name, bytes);
+        } catch (const Error& e) {
+            // A different segment already under this name was set aside by store();
+            // anything else (disk full) stops the receiver.
+            if (std::string(e.what()).find("different content") == std::string::npos)
+                throw;
+            log(std::string("warning: ") + e.what());
+        }
+        fs::remove(ready);
+        walarchive::fsync_path(ar_.dir(), true);
+        if (verbose_)
+            log(fmt::format("archived {}", name));
+    }
+
+    Archive& ar_;
+    bool verbose_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::string> queue_;
+    bool stop_ = false;
+    std::optional<std::string> failure_;
+    std::thread thread_;  // last: starts once everything above is initialised
+};
+
 // One connection's worth of streaming: from connect to the end of the stream or an error.
 class Session {
 public:
-    Session(const Options& o, Archive& archive) : o_(o), ar_(archive) {}
+    Session(const Options& o, Archive& archive, Compressor& compressor)
+        : o_(o), ar_(archive), compressor_(compressor) {}
     ~Session() { close_segment(); }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -174,6 +267,7 @@ private:
 
     const Options& o_;
     Archive& ar_;
+    Compressor& compressor_;
     std::unique_ptr<Connection> conn_;
     std::uint64_t seg_size_ = wal::kDefaultSegmentSize;
     wal::TimeLine tli_ = 0;
@@ -258,8 +352,10 @@ wal::Lsn Session::resume_point(wal::Lsn slot_restart) const
     std::uint64_t newest = 0;
     for (const auto& s : segs)
         newest = std::max(newest, s.segno);
+    std::string newest_name = live ? wal::segment_name(live->first.tli, newest, seg_size_) : "";
     bool newest_is_live = live && live->first.segno == newest &&
-                          !fs::exists(ar_.dir() / (wal::segment_name(live->first.tli, newest, seg_size_) + ".zst"));
+                          !fs::exists(ar_.dir() / (newest_name + ".zst")) &&
+                          !fs::exists(ar_.dir() / (newest_name + ".ready"));
     return wal::segment_start(newest_is_live ? newest : newest + 1, seg_size_);
 }
 
@@ -290,6 +386,8 @@ std::optional<Session::NextTimeline> Session::stream(wal::Lsn start)
     const auto fsync_every = std::chrono::milliseconds(o_.fsync_interval_ms);
 
     while (!g_stop) {
+        if (auto failed = compressor_.failure())
+            throw LocalFailure(*failed);
         for (;;) {
             char* buf = nullptr;
             int n = PQgetCopyData(c, &buf, 1);
@@ -454,23 +552,28 @@ void Session::finish_segment(bool partial)
         io_failure("could not fsync", path);
     ::close(fd_);
     fd_ = -1;
-    std::string bytes = local_io([&] { return walarchive::read_file(path); });
-    std::string name = partial ? fd_name_ + ".partial" : fd_name_;
-    try {
-        local_io([&] { return ar_.store(name, bytes); });
-    } catch (const LocalFailure& e) {
-        // A different segment already under this name was set aside by store(); anything
-        // else (disk full) stops the receiver.
-        if (std::string(e.what()).find("different content") == std::string::npos)
-            throw;
-        log(std::string("warning: ") + e.what());
+    if (partial) {
+        // A timeline's last segment (rare): stored at once as <segment>.partial.
+        std::string bytes = local_io([&] { return walarchive::read_file(path); });
+        std::string name = fd_name_ + ".partial";
+        try {
+            local_io([&] { return ar_.store(name, bytes); });
+        } catch (const LocalFailure& e) {
+            if (std::string(e.what()).find("different content") == std::string::npos)
+                throw;
+            log(std::string("warning: ") + e.what());
+        }
+        local_io([&] {
+            fs::remove(path);
+            walarchive::fsync_path(ar_.dir(), true);
+        });
+    } else {
+        local_io([&] {
+            fs::rename(path, ar_.dir() / (fd_name_ + ".ready"));
+            walarchive::fsync_path(ar_.dir(), true);
+        });
+        compressor_.submit(fd_name_);
     }
-    local_io([&] {
-        fs::remove(path);
-        walarchive::fsync_path(ar_.dir(), true);
-    });
-    if (o_.verbose)
-        log(fmt::format("archived {}", name));
     flush_pos_ = write_pos_;
 }
 
@@ -524,10 +627,22 @@ int run(const Options& o)
     // A file size limit then fails the write (EFBIG) instead of killing the receiver.
     std::signal(SIGXFSZ, SIG_IGN);
 
+    Compressor compressor(archive, o.verbose);
+    // Segments finished but not yet compressed when an earlier run stopped.
+    std::vector<std::string> ready;
+    for (const auto& e : fs::directory_iterator(archive.dir())) {
+        std::string n = e.path().filename().string();
+        if (n.size() == 30 && n.compare(24, 6, ".ready") == 0)
+            ready.push_back(n.substr(0, 24));
+    }
+    std::sort(ready.begin(), ready.end());
+    for (const auto& n : ready)
+        compressor.submit(n);
+
     int delay_ms = 1000;
     while (!g_stop) {
         try {
-            Session session(o, archive);
+            Session session(o, archive, compressor);
             session.run();
             delay_ms = 1000;
             if (g_stop)
@@ -544,6 +659,8 @@ int run(const Options& o)
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         delay_ms = std::min(delay_ms * 2, o.max_retry_delay_ms);
     }
+    if (auto failed = compressor.failure())
+        throw Error("58030", *failed);
     log("stopped");
     return 0;
 }
