@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <fmt/chrono.h>
@@ -186,6 +188,8 @@ public:
 private:
     void loop()
     {
+        // Niced: under load the database comes first; .ready files are durable meanwhile.
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
         for (;;) {
             std::string name;
             {
