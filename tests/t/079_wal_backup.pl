@@ -12,7 +12,7 @@ use lib $ENV{WARDEN_ROOT} . '/tests/t';
 use WardenWal;
 
 plan skip_all => 'warden backup is not built in'
-  unless (warden_run('backup', '--help'))[0];
+  unless (warden_run('--help'))[1] =~ /^\s+backup\s/m;
 
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 my $dir = "$tmp/wal_bk_backups";
