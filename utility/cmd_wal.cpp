@@ -61,6 +61,17 @@ void add_push(CLI::App& wal)
     });
 }
 
+// Exit status above 125 makes the server abort recovery (FATAL) instead of taking the
+// failure for "no such file" and ending recovery early: right for a damaged segment or
+// a wrong --dir, never for a segment that is simply not there yet.
+constexpr int kAbortRecovery = 126;
+
+int fetch_abort(const std::string& why)
+{
+    std::fprintf(stderr, "warden: %s\n", why.c_str());
+    return kAbortRecovery;
+}
+
 void add_fetch(CLI::App& wal)
 {
     auto o = std::make_shared<WalOptions>();
@@ -72,9 +83,16 @@ void add_fetch(CLI::App& wal)
     cmd->add_option("name", *name, "name of the WAL file (%f)")->required();
     cmd->add_option("dest", *dest, "where to write it (%p)")->required();
     on_run(cmd, [o, name, dest] {
-        Archive archive(require_dir(*o));
+        fs::path dir = require_dir(*o);
         try {
+            Archive archive(dir, false);
             archive.fetch(*name, *dest);
+        } catch (const walarchive::NotArchive& e) {
+            return fetch_abort(e.what());
+        } catch (const Error& e) {
+            if (e.sqlstate() != sqlstate::data_exception)
+                throw;
+            return fetch_abort(e.what());
         } catch (const walarchive::NotFound& e) {
             // Expected at the end of every archive recovery: recovery asks for the next
             // file until one is missing. Exit 1 (not above 125) so it ends normally.
@@ -129,7 +147,7 @@ void add_verify(CLI::App& wal)
     add_dir_option(cmd, *o);
     on_run(cmd, [o] {
         fs::path dir = require_dir(*o);
-        Archive archive(dir);
+        Archive archive(dir, false);
         auto starts = walbackups::kept_backup_starts(dir);
         auto report = archive.verify(starts);
         if (o->json) {
@@ -172,7 +190,7 @@ void add_status(CLI::App& wal)
         "status", "newest archived segment and its age, the receiver's live segment, receiver running");
     add_dir_option(cmd, *o);
     on_run(cmd, [o] {
-        Archive archive(require_dir(*o));
+        Archive archive(require_dir(*o), false);
         auto st = archive.status();
         if (o->json) {
             std::cout << nlohmann::json{{"newest_segment", st.newest_segment},

@@ -179,9 +179,11 @@ std::string zstd_decompress(const std::string& compressed, const std::string& wh
     return out;
 }
 
-Archive::Archive(const fs::path& backup_dir) : dir_(backup_dir / "wal")
+Archive::Archive(const fs::path& backup_dir, bool create) : dir_(backup_dir / "wal")
 {
     std::error_code ec;
+    if (!create && !fs::is_directory(dir_, ec))
+        throw NotArchive("no WAL archive at " + dir_.string());
     fs::create_directories(dir_, ec);
     if (ec || !fs::is_directory(dir_))
         throw Error("58030", "could not create the WAL folder \"" + dir_.string() +

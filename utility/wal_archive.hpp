@@ -36,6 +36,11 @@ struct NotFound : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Thrown by Archive(dir, false) when BACKUPS/wal does not exist.
+struct NotArchive : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 enum class PushOutcome { stored, already_present };
 
 struct VerifyProblem {
@@ -66,8 +71,9 @@ struct ArchiveStatus {
 
 class Archive {
 public:
-    // Opens BACKUPS/wal, creating it (and BACKUPS) if needed.
-    explicit Archive(const fs::path& backup_dir);
+    // Opens BACKUPS/wal, creating it (and BACKUPS) if needed; with create=false a
+    // missing folder throws NotArchive.
+    explicit Archive(const fs::path& backup_dir, bool create = true);
 
     const fs::path& dir() const { return dir_; }
 

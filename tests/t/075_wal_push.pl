@@ -86,6 +86,12 @@ ok(!$ok, 'pushing something that is not a WAL file fails');
 	ok($ok, 'WARDEN_BACKUP_DIR stands in for --dir');
 }
 
+# A wrong folder must not look like the end of the archive.
+my (undef, undef, $werr, $wrc) = warden_run('wal', 'fetch', '--dir', "$dir-typo", $last, "$tmp/typo");
+is($wrc, 126, 'fetch from a folder without a WAL archive aborts recovery (exit 126)');
+like($werr, qr/no WAL archive at/, 'and says so');
+ok(!-e "$dir-typo", 'fetch creates no folder');
+
 # Absent: exit 1, which recovery takes as the end of the archive.
 my (undef, undef, $aerr, $arc) = warden_run('wal', 'fetch', '--dir', $dir,
 	'0000000100000000000000FE', "$tmp/absent");
@@ -107,7 +113,7 @@ my $victim = $segs[1];
 (my $victim_name = $victim) =~ s{.*/([0-9A-F]{24})\.zst$}{$1};
 copy($aside[0], $victim) or die "copy: $!";
 my (undef, undef, $cerr, $crc) = warden_run('wal', 'fetch', '--dir', $dir, $victim_name, "$tmp/corrupt");
-is($crc, 1, 'fetch of a corrupted segment fails');
+is($crc, 126, 'fetch of a corrupted segment fails with 126, which aborts recovery');
 like($cerr, qr/refusing \Q$victim_name\E: checksum mismatch/, 'and names the mismatch');
 ok(!-e "$tmp/corrupt", 'no corrupted file handed to recovery');
 my (undef, $vout, $verr) = warden_run('wal', 'verify', '--dir', $dir);
