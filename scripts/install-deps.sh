@@ -19,10 +19,11 @@ PACKAGES=(
 
 # Tools only the benchmarks compare against (make bench passes --bench).
 BENCH_PACKAGES=(
-  hyperfine nodejs
+  hyperfine nodejs pgbackrest
 )
 # npm packages the benchmarks compare against, installed under build/bench-node.
 BENCH_NPM_PACKAGES=(
+  dbmate node-pg-migrate pg
 )
 
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi
