@@ -83,7 +83,7 @@ ok(!-e $nowhere, 'and nothing was restored');
 my @before = sort map { m{/([0-9A-F]{24})\.zst$} ? $1 : () } glob("$dir/wal/*.zst");
 ($ok, $out, $err) = warden_run('backup', 'prune', '--dir', $dir, '--keep-last', '1', '--dry-run');
 ok($ok, 'prune dry run') or diag($err);
-like($out, qr/wal\s+\Q$before[0]\E \.\. [0-9A-F]{24}\s+would delete\s+\d+ files.*older than .*\Q$id2\E/,
+like($out, qr/wal\s+would delete\s+\d+ files, \Q$before[0]\E \.\. [0-9A-F]{24}: older than .*\Q$id2\E/,
 	'the dry run names the WAL range and why');
 is(scalar(() = glob("$dir/wal/$before[0].zst")), 1, 'the dry run removed nothing');
 ($ok, $out, $err) = warden_run('backup', 'prune', '--dir', $dir, '--keep-last', '1');
