@@ -11,9 +11,6 @@ use Time::HiRes qw(sleep);
 use lib $ENV{WARDEN_ROOT} . '/tests/t';
 use WardenWal;
 
-plan skip_all => 'warden backup is not built in'
-  unless (warden_run('--help'))[1] =~ /^\s+backup\s/m;
-
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 my $dir = "$tmp/wal_bk_backups";
 my $log = "$tmp/receiver_bk.log";
