@@ -16,6 +16,7 @@
 #include "error.hpp"
 #include "progress.hpp"
 #include "retention.hpp"
+#include "wal_backups.hpp"
 
 using nlohmann::json;
 
@@ -49,6 +50,7 @@ struct RestoreArgs {
     std::vector<std::string> tablespace_mapping;
     bool standby = false, clean = false, json = false, quiet = false;
     int jobs = 0;
+    recovery::Target recovery;  // point-in-time recovery from BACKUPS/wal (docs/wal.md)
 };
 
 void note(const std::optional<std::string>& msg, bool quiet)
@@ -245,14 +247,18 @@ int run_prune(const PruneArgs& a)
             std::printf("%-20s %-12s %s\n", name.c_str(), a.dry_run ? "would delete" : "deleted",
                         "abandoned partial backup");
     }
+    json wal = walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
     if (a.json)
-        std::printf("%s\n", json{{"dry_run", a.dry_run}, {"decisions", out}}.dump(2).c_str());
+        std::printf("%s\n", json{{"dry_run", a.dry_run}, {"decisions", out}, {"wal", wal}}.dump(2).c_str());
     return 0;
 }
 
 int run_restore(const RestoreArgs& a)
 {
     BackupInfo b = load_backup(a.dir, a.id);
+    bool pitr = walbackups::has_target(a.recovery);
+    if (pitr)
+        walbackups::check_restore_target(a.recovery, b, a.standby);
     std::string path = a.dir + "/" + a.id;
     double t0 = monotonic_seconds();
     json out = {{"id", b.id}, {"kind", b.kind}};
@@ -272,6 +278,8 @@ int run_restore(const RestoreArgs& a)
         o.primary_conninfo = a.primary_conninfo;
         o.quiet = a.quiet || a.json;
         RestoreReport r = restore_physical_backup(path, b, o);
+        if (pitr)
+            out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
         out["target"] = r.target;
         out["files"] = r.files;
         out["bytes"] = r.bytes;
@@ -281,6 +289,9 @@ int run_restore(const RestoreArgs& a)
                         fmt_seconds(seconds_since(t0)).c_str());
             for (const auto& [oid, loc] : r.tablespaces)
                 std::printf("tablespace %s in %s\n", oid.c_str(), loc.c_str());
+            if (pitr)
+                std::printf("recovery from %s/wal: %s\n", a.dir.c_str(),
+                            out["recovery_target"].get<std::string>().c_str());
             std::printf("start it with: pg_ctl -D %s start%s\n", r.target.c_str(),
                         a.standby ? " (it follows the primary as a standby)" : "");
         }
@@ -382,6 +393,7 @@ void add_backup_commands(CLI::App& app)
     add_connection_option(r, restore.conn);
     r->add_flag("--json", restore.json, "print JSON");
     r->add_flag("--quiet", restore.quiet, "no progress or summary");
+    recovery::add_target_options(r, restore.recovery);
     on_run(r, [] { return run_restore(restore); });
 }
 

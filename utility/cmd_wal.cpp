@@ -1,0 +1,264 @@
+// `warden wal push|fetch|receive|verify|recovery-settings`: continuous WAL archiving into
+// BACKUPS/wal and the way back out for recovery. See docs/wal.md.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "commands.hpp"
+#include "error.hpp"
+#include "recovery_settings.hpp"
+#include "wal_archive.hpp"
+#include "wal_backups.hpp"
+#include "wal_receiver.hpp"
+
+namespace warden::cli {
+
+namespace {
+namespace fs = std::filesystem;
+using walarchive::Archive;
+
+struct WalOptions {
+    std::string dir;
+    bool json = false;
+};
+
+void add_dir_option(CLI::App* cmd, WalOptions& o)
+{
+    cmd->add_option("--dir", o.dir,
+                    "backup folder (WAL goes to its wal/ subfolder; default: $WARDEN_BACKUP_DIR)");
+    cmd->add_flag("--json", o.json, "print the result as JSON");
+}
+
+fs::path require_dir(const WalOptions& o)
+{
+    if (o.dir.empty() && !std::getenv("WARDEN_BACKUP_DIR"))
+        throw CLI::ValidationError("--dir", "give --dir BACKUPS or set WARDEN_BACKUP_DIR");
+    return walarchive::backup_dir_from(o.dir);
+}
+
+void add_push(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto source = std::make_shared<std::string>();
+    auto* cmd = wal.add_subcommand(
+        "push", "archive one file from pg_wal (archive_command = 'warden wal push --dir BACKUPS %p')");
+    add_dir_option(cmd, *o);
+    cmd->add_option("file", *source, "path of the WAL file (%p)")->required();
+    on_run(cmd, [o, source] {
+        Archive archive(require_dir(*o));
+        auto outcome = archive.push(*source);
+        std::string name = fs::path(*source).filename().string();
+        if (o->json)
+            std::cout << nlohmann::json{{"file", name},
+                                        {"outcome", outcome == walarchive::PushOutcome::stored
+                                                        ? "stored" : "already_present"}}.dump()
+                      << "\n";
+        else if (outcome == walarchive::PushOutcome::already_present)
+            std::fprintf(stderr, "warden: %s is already archived with the same content\n", name.c_str());
+        return 0;
+    });
+}
+
+// Exit status above 125 makes the server abort recovery (FATAL) instead of taking the
+// failure for "no such file" and ending recovery early: right for a damaged segment or
+// a wrong --dir, never for a segment that is simply not there yet.
+constexpr int kAbortRecovery = 126;
+
+int fetch_abort(const std::string& why)
+{
+    std::fprintf(stderr, "warden: %s\n", why.c_str());
+    return kAbortRecovery;
+}
+
+void add_fetch(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto name = std::make_shared<std::string>();
+    auto dest = std::make_shared<std::string>();
+    auto* cmd = wal.add_subcommand(
+        "fetch", "restore one WAL file (restore_command = 'warden wal fetch --dir BACKUPS %f %p')");
+    add_dir_option(cmd, *o);
+    cmd->add_option("name", *name, "name of the WAL file (%f)")->required();
+    cmd->add_option("dest", *dest, "where to write it (%p)")->required();
+    on_run(cmd, [o, name, dest] {
+        fs::path dir = require_dir(*o);
+        try {
+            Archive archive(dir, false);
+            archive.fetch(*name, *dest);
+        } catch (const walarchive::NotArchive& e) {
+            return fetch_abort(e.what());
+        } catch (const Error& e) {
+            if (e.sqlstate() != sqlstate::data_exception)
+                throw;
+            return fetch_abort(e.what());
+        } catch (const walarchive::NotFound& e) {
+            // Expected at the end of every archive recovery: recovery asks for the next
+            // file until one is missing. Exit 1 (not above 125) so it ends normally.
+            if (o->json)
+                std::cout << nlohmann::json{{"file", *name}, {"found", false}}.dump() << "\n";
+            std::fprintf(stderr, "warden: %s\n", e.what());
+            return 1;
+        }
+        if (o->json)
+            std::cout << nlohmann::json{{"file", *name}, {"found", true}}.dump() << "\n";
+        return 0;
+    });
+}
+
+void add_receive(CLI::App& wal, ConnectionOptions& conn)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto r = std::make_shared<walreceiver::Options>();
+    auto status_s = std::make_shared<double>(10.0);
+    auto* cmd = wal.add_subcommand(
+        "receive", "stream WAL continuously from a physical replication slot into BACKUPS/wal");
+    add_dir_option(cmd, *o);
+    add_connection_option(cmd, conn);
+    cmd->add_option("--slot", r->slot,
+                    fmt::format("permanent physical slot, created if absent (default {})",
+                                walreceiver::kDefaultSlot));
+    cmd->add_option("--application-name", r->application_name,
+                    "application_name for synchronous_standby_names (default: the slot name)");
+    cmd->add_flag("--synchronous", r->synchronous,
+                  "fsync and report the flush position after every write (RPO zero with "
+                  "synchronous_standby_names)");
+    cmd->add_option("--status-interval", *status_s, "seconds between status updates (default 10)")
+        ->check(CLI::Range(0.1, 3600.0));
+    cmd->add_option("--fsync-interval", r->fsync_interval_ms,
+                    "without --synchronous, milliseconds between fsyncs (default 1000)")
+        ->check(CLI::Range(1, 60000));
+    cmd->add_flag("--no-loop", r->no_loop, "exit on a connection failure instead of retrying");
+    cmd->add_flag("-v,--verbose", r->verbose, "log every archived segment");
+    on_run(cmd, [o, r, status_s, &conn] {
+        r->backup_dir = require_dir(*o);
+        r->conninfo = conn.conninfo;
+        r->status_interval_ms = static_cast<int>(*status_s * 1000);
+        return walreceiver::run(*r);
+    });
+}
+
+void add_verify(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto* cmd = wal.add_subcommand(
+        "verify", "check every archived file's checksum and that no segment is missing");
+    add_dir_option(cmd, *o);
+    on_run(cmd, [o] {
+        fs::path dir = require_dir(*o);
+        Archive archive(dir, false);
+        auto starts = walbackups::kept_backup_starts(dir);
+        auto report = archive.verify(starts);
+        if (o->json) {
+            nlohmann::json problems = nlohmann::json::array();
+            for (const auto& p : report.problems)
+                problems.push_back({{"file", p.file}, {"reason", p.reason}});
+            std::cout << nlohmann::json{{"ok", report.problems.empty()},
+                                        {"segments_checked", report.segments_checked},
+                                        {"other_files_checked", report.other_files_checked},
+                                        {"newest_timeline", report.newest_timeline},
+                                        {"oldest_segment", report.oldest_segment},
+                                        {"newest_segment", report.newest_segment},
+                                        {"backups_checked", starts.size()},
+                                        {"problems", problems}}
+                             .dump(2)
+                      << "\n";
+        } else {
+            std::cout << fmt::format("{} segments and {} other files checked; timeline {}; {} .. {}\n",
+                                     report.segments_checked, report.other_files_checked,
+                                     report.newest_timeline,
+                                     report.oldest_segment.empty() ? "-" : report.oldest_segment,
+                                     report.newest_segment.empty() ? "-" : report.newest_segment);
+            for (const auto& p : report.problems)
+                std::cout << fmt::format("problem: {}: {}\n", p.file, p.reason);
+        }
+        if (!report.problems.empty()) {
+            const auto& first = report.problems.front();
+            std::fprintf(stderr, "warden: WAL archive check failed at %s: %s\n", first.file.c_str(),
+                         first.reason.c_str());
+            return 1;
+        }
+        return 0;
+    });
+}
+
+void add_status(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto* cmd = wal.add_subcommand(
+        "status", "newest archived segment and its age, the receiver's live segment, receiver running");
+    add_dir_option(cmd, *o);
+    on_run(cmd, [o] {
+        Archive archive(require_dir(*o), false);
+        auto st = archive.status();
+        if (o->json) {
+            std::cout << nlohmann::json{{"newest_segment", st.newest_segment},
+                                        {"newest_age_seconds", st.newest_age_seconds},
+                                        {"live_partial", st.live_partial},
+                                        {"live_partial_age_seconds", st.live_partial_age_seconds},
+                                        {"receiver_running", st.receiver_running},
+                                        {"receiver_pid", st.receiver_pid},
+                                        {"segments", st.segments},
+                                        {"stored_bytes", st.stored_bytes},
+                                        {"conflicts", st.conflicts}}
+                             .dump(2)
+                      << "\n";
+            return 0;
+        }
+        std::cout << fmt::format("segments:        {} ({:.1f} MB stored)\n", st.segments,
+                                 st.stored_bytes / 1048576.0);
+        std::cout << fmt::format("newest segment:  {}\n",
+                                 st.newest_segment.empty() ? "-"
+                                     : fmt::format("{} ({} s ago)", st.newest_segment, st.newest_age_seconds));
+        std::cout << fmt::format("live segment:    {}\n",
+                                 st.live_partial.empty() ? "-"
+                                     : fmt::format("{}.partial, written {} s ago", st.live_partial,
+                                                   st.live_partial_age_seconds));
+        std::cout << fmt::format("receiver:        {}\n",
+                                 st.receiver_running ? "running (pid " + st.receiver_pid + ")" : "not running");
+        if (st.conflicts)
+            std::cout << fmt::format("conflicts:       {} copies set aside by conflicting pushes\n", st.conflicts);
+        return 0;
+    });
+}
+
+void add_recovery_settings(CLI::App& wal)
+{
+    auto o = std::make_shared<WalOptions>();
+    auto t = std::make_shared<recovery::Target>();
+    auto datadir = std::make_shared<std::string>();
+    auto* cmd = wal.add_subcommand(
+        "recovery-settings",
+        "write restore_command, the recovery target and recovery.signal into a restored data "
+        "directory");
+    add_dir_option(cmd, *o);
+    cmd->add_option("-D,--pgdata", *datadir, "data directory of the restored cluster")->required();
+    add_target_options(cmd, *t);
+    on_run(cmd, [o, t, datadir] {
+        fs::path dir = require_dir(*o);
+        recovery::write_recovery_settings(*datadir, dir, *t, recovery::self_executable());
+        if (o->json)
+            std::cout << nlohmann::json{{"pgdata", *datadir}, {"target", recovery::describe(*t)}}.dump()
+                      << "\n";
+        return 0;
+    });
+}
+
+void add_wal_commands(CLI::App& app)
+{
+    static ConnectionOptions conn;
+    auto* wal = app.add_subcommand("wal", "continuous WAL archiving and point-in-time recovery");
+    wal->require_subcommand(1);
+    add_push(*wal);
+    add_fetch(*wal);
+    add_receive(*wal, conn);
+    add_verify(*wal);
+    add_status(*wal);
+    add_recovery_settings(*wal);
+}
+
+const bool registered = add_command_group(45, add_wal_commands);
+}  // namespace
+
+}  // namespace warden::cli

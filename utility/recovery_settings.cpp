@@ -1,0 +1,143 @@
+#include "recovery_settings.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "error.hpp"
+#include "wal_archive.hpp"
+#include "wal_names.hpp"
+
+namespace warden::recovery {
+
+namespace fs = std::filesystem;
+
+namespace {
+// Single-quoted for the shell that runs restore_command, unless plainly safe.
+std::string shell_quote(const std::string& s)
+{
+    bool safe = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._-+:=,@", c);
+    });
+    if (safe)
+        return s;
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// A postgresql.conf string literal.
+std::string conf_quote(const std::string& s)
+{
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += '\'';
+        out += c;
+    }
+    return out + "'";
+}
+
+bool is_recovery_line(const std::string& line)
+{
+    std::string t = line.substr(std::min(line.find_first_not_of(" \t"), line.size()));
+    return t.rfind("restore_command", 0) == 0 || t.rfind("recovery_target", 0) == 0;
+}
+}  // namespace
+
+void add_target_options(CLI::App* cmd, Target& t)
+{
+    cmd->add_option("--target-time", t.time,
+                    "replay up to this time (a timestamp with time zone, e.g. '2026-11-23 03:00:00+00')");
+    cmd->add_option("--target-lsn", t.lsn, "replay up to this WAL position (e.g. 0/3000158)");
+    cmd->add_option("--target-xid", t.xid, "replay up to and including this transaction ID");
+    cmd->add_flag("--latest", t.latest, "replay every WAL record the archive holds");
+    cmd->add_option("--target-action", t.action,
+                    "at the target: promote (default), pause or shutdown")
+        ->check(CLI::IsMember({"promote", "pause", "shutdown"}));
+}
+
+std::string describe(const Target& t)
+{
+    if (t.latest)
+        return "latest";
+    std::string what = !t.time.empty() ? "time " + t.time
+                       : !t.lsn.empty() ? "lsn " + t.lsn
+                                        : "xid " + t.xid;
+    return what + " then " + t.action;
+}
+
+void validate(const Target& t)
+{
+    int n = !t.time.empty() + !t.lsn.empty() + !t.xid.empty() + (t.latest ? 1 : 0);
+    if (n != 1)
+        throw Error(sqlstate::invalid_parameter_value,
+                    "give exactly one of --target-time, --target-lsn, --target-xid, --latest");
+    if (t.action != "promote" && t.action != "pause" && t.action != "shutdown")
+        throw Error(sqlstate::invalid_parameter_value,
+                    "invalid --target-action \"" + t.action + "\": use promote, pause or shutdown");
+    if (!t.lsn.empty())
+        wal::parse_lsn(t.lsn);
+    if (!t.xid.empty() && (t.xid.find_first_not_of("0123456789") != std::string::npos))
+        throw Error(sqlstate::invalid_parameter_value,
+                    "invalid --target-xid \"" + t.xid + "\": a transaction ID is a number");
+}
+
+void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir, const Target& t,
+                             const fs::path& warden_bin)
+{
+    validate(t);
+    if (!fs::exists(datadir / "PG_VERSION"))
+        throw Error(sqlstate::invalid_parameter_value,
+                    "\"" + datadir.string() + "\" is not a PostgreSQL data directory");
+
+    fs::path auto_conf = datadir / "postgresql.auto.conf";
+    std::vector<std::string> kept;
+    if (fs::exists(auto_conf)) {
+        std::istringstream in(walarchive::read_file(auto_conf));
+        for (std::string line; std::getline(in, line);)
+            if (!is_recovery_line(line))
+                kept.push_back(line);
+    }
+    std::string command = fmt::format("{} wal fetch --dir {} %f %p",
+                                      shell_quote(fs::absolute(warden_bin).string()),
+                                      shell_quote(fs::absolute(backup_dir).string()));
+    kept.push_back("# recovery settings written by warden");
+    kept.push_back("restore_command = " + conf_quote(command));
+    kept.push_back("recovery_target_timeline = 'latest'");
+    if (!t.time.empty())
+        kept.push_back("recovery_target_time = " + conf_quote(t.time));
+    if (!t.lsn.empty())
+        kept.push_back("recovery_target_lsn = " + conf_quote(t.lsn));
+    if (!t.xid.empty())
+        kept.push_back("recovery_target_xid = " + conf_quote(t.xid));
+    if (!t.latest)
+        kept.push_back("recovery_target_action = " + conf_quote(t.action));
+
+    std::string text;
+    for (const auto& l : kept)
+        text += l + "\n";
+    walarchive::write_file_durably(datadir, "postgresql.auto.conf", text);
+    walarchive::write_file_durably(datadir, "recovery.signal", "");
+    // Run as root on a data directory the server account owns, the files must stay
+    // readable by the server.
+    struct stat st {};
+    if (::stat(datadir.c_str(), &st) == 0 && ::geteuid() != st.st_uid)
+        for (const char* f : {"postgresql.auto.conf", "recovery.signal"})
+            if (::chown((datadir / f).c_str(), st.st_uid, st.st_gid) != 0)
+                throw Error("58030", fmt::format("could not give {} to the data directory's owner",
+                                                 (datadir / f).string()));
+}
+
+fs::path self_executable() { return fs::read_symlink("/proc/self/exe"); }
+
+}  // namespace warden::recovery

@@ -1,0 +1,503 @@
+#include "wal_archive.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "checksum.hpp"
+#include "error.hpp"
+
+namespace warden::walarchive {
+
+namespace {
+constexpr const char* kIdentityFile = "archive.json";
+
+[[noreturn]] void throw_errno(const std::string& what, const fs::path& p)
+{
+    int e = errno;
+    std::string msg = what + " \"" + p.string() + "\": " + std::strerror(e);
+    // Disk full and quota get their own SQLSTATE so callers can say so plainly.
+    throw Error(e == ENOSPC || e == EDQUOT ? "53100" : "58030", msg);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The name a file is stored under: segments compressed, small text files as they are.
+std::string stored_name(const std::string& name)
+{
+    switch (wal::classify(name)) {
+    case wal::FileKind::segment:
+    case wal::FileKind::partial_segment:
+        return name + ".zst";
+    case wal::FileKind::history:
+    case wal::FileKind::backup_label:
+        return name;
+    case wal::FileKind::other:
+        break;
+    }
+    throw Error(sqlstate::invalid_parameter_value,
+                "\"" + name + "\" is not a WAL segment, timeline history or backup history file name");
+}
+
+bool is_compressed(const std::string& stored) { return ends_with(stored, ".zst"); }
+
+std::string checksum_line(const std::string& hex, const std::string& name)
+{
+    return hex + "  " + name + "\n";
+}
+
+// The recorded checksum of a stored file, or nullopt if its .sha256 is missing or garbled.
+std::optional<std::string> recorded_checksum(const fs::path& stored)
+{
+    std::ifstream in(stored.string() + ".sha256");
+    std::string hex;
+    if (!(in >> hex) || hex.size() != 64)
+        return std::nullopt;
+    return hex;
+}
+
+// The uncompressed content of a stored file.
+std::string content_of(const fs::path& stored)
+{
+    std::string raw = read_file(stored);
+    return is_compressed(stored.filename().string()) ? zstd_decompress(raw, stored.string()) : raw;
+}
+
+void write_all(int fd, const char* data, std::size_t len, const fs::path& p)
+{
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw_errno("could not write", p);
+        }
+        data += n;
+        len -= static_cast<std::size_t>(n);
+    }
+}
+}  // namespace
+
+fs::path backup_dir_from(const std::string& option)
+{
+    if (!option.empty())
+        return option;
+    if (const char* env = std::getenv("WARDEN_BACKUP_DIR"); env && *env)
+        return env;
+    throw Error(sqlstate::invalid_parameter_value,
+                "no backup folder: give --dir BACKUPS or set WARDEN_BACKUP_DIR");
+}
+
+void fsync_path(const fs::path& p, bool directory)
+{
+    int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        throw_errno("could not open", p);
+    int rc = ::fsync(fd);
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    if (rc != 0)
+        throw_errno("could not fsync", p);
+}
+
+void write_file_durably(const fs::path& dir, const std::string& name, const std::string& bytes)
+{
+    // Per-process temporary name: the receiver and `wal push` may store the same file at once.
+    fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
+    fs::path final_path = dir / name;
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    if (fd < 0)
+        throw_errno("could not create", tmp);
+    try {
+        write_all(fd, bytes.data(), bytes.size(), tmp);
+        if (::fsync(fd) != 0)
+            throw_errno("could not fsync", tmp);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw_errno("could not close", tmp);
+    }
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+        ::unlink(tmp.c_str());
+        throw_errno("could not rename into", final_path);
+    }
+    fsync_path(dir, true);
+}
+
+std::string read_file(const fs::path& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    if (!in)
+        throw_errno("could not open", p);
+    std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        throw_errno("could not read", p);
+    return out;
+}
+
+std::string zstd_compress(const std::string& bytes, int level)
+{
+    std::string out(ZSTD_compressBound(bytes.size()), '\0');
+    std::size_t n = ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(), level);
+    if (ZSTD_isError(n))
+        throw Error(sqlstate::internal_error,
+                    std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+    out.resize(n);
+    return out;
+}
+
+std::string zstd_decompress(const std::string& compressed, const std::string& what)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ULL << 32))
+        throw Error(sqlstate::data_exception, "\"" + what + "\" is not a valid zstd file");
+    std::string out(size, '\0');
+    std::size_t n = ZSTD_decompress(out.data(), out.size(), compressed.data(), compressed.size());
+    if (ZSTD_isError(n) || n != size)
+        throw Error(sqlstate::data_exception, "\"" + what + "\" is corrupt: " +
+                                                  (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+    return out;
+}
+
+Archive::Archive(const fs::path& backup_dir, bool create) : dir_(backup_dir / "wal")
+{
+    std::error_code ec;
+    if (!create && !fs::is_directory(dir_, ec))
+        throw NotArchive("no WAL archive at " + dir_.string());
+    fs::create_directories(dir_, ec);
+    if (ec || !fs::is_directory(dir_))
+        throw Error("58030", "could not create the WAL folder \"" + dir_.string() +
+                                 "\": " + (ec ? ec.message() : "not a directory"));
+}
+
+PushOutcome Archive::push(const fs::path& source)
+{
+    std::string name = source.filename().string();
+    stored_name(name);  // rejects an unexpected name before reading anything
+    std::string bytes = read_file(source);
+    if (wal::classify(name) == wal::FileKind::segment && !fs::exists(dir_ / kIdentityFile))
+        record_identity("", bytes.size());
+    return store(name, bytes);
+}
+
+PushOutcome Archive::store(const std::string& name, const std::string& bytes)
+{
+    std::string stored = stored_name(name);
+    std::string hex = sha256_hex(bytes);
+    fs::path target = dir_ / stored;
+    if (fs::exists(target)) {
+        auto recorded = recorded_checksum(target);
+        std::string existing = recorded ? *recorded : sha256_hex(content_of(target));
+        if (existing == hex)
+            return PushOutcome::already_present;
+        std::string aside = stored + ".conflict-" + hex.substr(0, 12);
+        write_file_durably(dir_, aside + ".sha256", checksum_line(hex, name));
+        write_file_durably(dir_, aside, is_compressed(stored) ? zstd_compress(bytes) : bytes);
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    name + " is already archived with different content (sha256 " +
+                        existing.substr(0, 12) + "..., new " + hex.substr(0, 12) +
+                        "...); the new copy is kept as " + aside);
+    }
+    write_file_durably(dir_, stored + ".sha256", checksum_line(hex, name));
+    write_file_durably(dir_, stored, is_compressed(stored) ? zstd_compress(bytes) : bytes);
+    return PushOutcome::stored;
+}
+
+void Archive::fetch(const std::string& name, const fs::path& dest)
+{
+    std::string stored = stored_name(name);
+    fs::path source = dir_ / stored;
+    std::string bytes;
+    if (fs::exists(source)) {
+        bytes = content_of(source);
+        auto recorded = recorded_checksum(source);
+        if (!recorded)
+            throw Error(sqlstate::data_exception,
+                        "refusing " + name + ": its checksum file " + stored + ".sha256 is missing");
+        std::string hex = sha256_hex(bytes);
+        if (hex != *recorded)
+            throw Error(sqlstate::data_exception,
+                        "refusing " + name + ": checksum mismatch (recorded " +
+                            recorded->substr(0, 12) + "..., found " + hex.substr(0, 12) + "...)");
+    } else if (wal::classify(name) == wal::FileKind::segment && fs::exists(dir_ / (name + ".ready"))) {
+        // Finished and fsynced by the receiver, not yet compressed.
+        bytes = read_file(dir_ / (name + ".ready"));
+    } else if (wal::classify(name) == wal::FileKind::segment &&
+               fs::exists(dir_ / (name + ".partial"))) {
+        // The receiver's live segment: recovery needs a full-size file; WAL ends at the
+        // first zero page, which is where the receiver stopped.
+        bytes = read_file(dir_ / (name + ".partial"));
+        bytes.resize(std::max<std::size_t>(bytes.size(), segment_size()), '\0');
+    } else {
+        throw NotFound(name + " is not in the archive " + dir_.string());
+    }
+    fs::path tmp = dest;
+    tmp += ".warden-fetch";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw Error("58030", "could not write \"" + tmp.string() + "\"");
+        }
+    }
+    if (::rename(tmp.c_str(), dest.c_str()) != 0)
+        throw_errno("could not rename into", dest);
+}
+
+std::uint64_t Archive::segment_size() const
+{
+    fs::path p = dir_ / kIdentityFile;
+    if (fs::exists(p)) {
+        auto j = nlohmann::json::parse(read_file(p), nullptr, false);
+        if (j.is_object() && j.contains("wal_segment_size") && j["wal_segment_size"].is_number())
+            return j["wal_segment_size"].get<std::uint64_t>();
+    }
+    return wal::kDefaultSegmentSize;
+}
+
+std::optional<std::string> Archive::system_identifier() const
+{
+    fs::path p = dir_ / kIdentityFile;
+    if (!fs::exists(p))
+        return std::nullopt;
+    auto j = nlohmann::json::parse(read_file(p), nullptr, false);
+    if (j.is_object() && j.contains("system_identifier") && j["system_identifier"].is_string() &&
+        !j["system_identifier"].get<std::string>().empty())
+        return j["system_identifier"].get<std::string>();
+    return std::nullopt;
+}
+
+void Archive::record_identity(const std::string& system_identifier, std::uint64_t segment_size)
+{
+    auto known = this->system_identifier();
+    if (known && !system_identifier.empty() && *known != system_identifier)
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    "the WAL folder " + dir_.string() + " belongs to database system " + *known +
+                        ", not to " + system_identifier,
+                    "", "Use one backup folder per database cluster.");
+    if (known || (fs::exists(dir_ / kIdentityFile) && system_identifier.empty()))
+        return;
+    nlohmann::json j = {{"system_identifier", system_identifier},
+                        {"wal_segment_size", segment_size}};
+    write_file_durably(dir_, kIdentityFile, j.dump(2) + "\n");
+}
+
+std::vector<wal::SegmentId> Archive::segments() const
+{
+    std::uint64_t seg = segment_size();
+    std::vector<wal::SegmentId> out;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        std::string n = entry.path().filename().string();
+        bool finished = n.size() == 28 && ends_with(n, ".zst");
+        bool live = (n.size() == 32 && ends_with(n, ".partial")) ||
+                    (n.size() == 30 && ends_with(n, ".ready"));
+        if (!finished && !live)
+            continue;
+        if (wal::classify(n.substr(0, 24)) != wal::FileKind::segment)
+            continue;
+        if (finished && !fs::exists(entry.path().string() + ".sha256"))
+            continue;
+        if (auto id = wal::parse_segment_name(n, seg))
+            out.push_back(*id);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::optional<std::pair<wal::SegmentId, std::uint64_t>> Archive::live_partial() const
+{
+    std::uint64_t seg = segment_size();
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        std::string n = entry.path().filename().string();
+        if (wal::classify(n) == wal::FileKind::partial_segment)
+            if (auto id = wal::parse_segment_name(n, seg))
+                return std::make_pair(*id, static_cast<std::uint64_t>(entry.file_size()));
+    }
+    return std::nullopt;
+}
+
+ArchiveStatus Archive::status() const
+{
+    ArchiveStatus st;
+    auto now = fs::file_time_type::clock::now();
+    auto age = [&](const fs::path& p) {
+        std::error_code ec;
+        auto t = fs::last_write_time(p, ec);
+        return ec ? -1 : static_cast<std::int64_t>(
+                             std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+    };
+    std::string newest_name;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        std::string n = entry.path().filename().string();
+        std::error_code ec;
+        auto size = entry.file_size(ec);
+        st.stored_bytes += ec ? 0 : size;
+        if (n.find(".conflict-") != std::string::npos && !ends_with(n, ".sha256"))
+            ++st.conflicts;
+        if (n.size() == 28 && ends_with(n, ".zst") && wal::classify(n.substr(0, 24)) == wal::FileKind::segment) {
+            ++st.segments;
+            // Newest by segment number, then timeline: names sort that way within a
+            // timeline only, so compare the parsed parts.
+            auto id = wal::parse_segment_name(n, segment_size());
+            auto best = wal::parse_segment_name(newest_name, segment_size());
+            if (id && (!best || id->segno > best->segno || (id->segno == best->segno && id->tli > best->tli)))
+                newest_name = n;
+        }
+    }
+    if (!newest_name.empty()) {
+        st.newest_segment = newest_name.substr(0, 24);
+        st.newest_age_seconds = age(dir_ / newest_name);
+    }
+    if (auto live = live_partial()) {
+        st.live_partial = wal::segment_name(live->first.tli, live->first.segno, segment_size());
+        st.live_partial_age_seconds = age(dir_ / (st.live_partial + ".partial"));
+    }
+    fs::path lock = dir_ / "receiver.lock";
+    int fd = ::open(lock.c_str(), O_RDONLY);
+    if (fd >= 0) {
+        if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+            st.receiver_running = true;
+            char buf[32] = {};
+            ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+            st.receiver_pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+            st.receiver_pid.erase(st.receiver_pid.find_last_not_of(" \n") + 1);
+        }
+        ::close(fd);
+    }
+    return st;
+}
+
+bool Archive::has_history(wal::TimeLine tli) const
+{
+    return fs::exists(dir_ / wal::history_name(tli));
+}
+
+std::string Archive::read_history(wal::TimeLine tli) const
+{
+    return read_file(dir_ / wal::history_name(tli));
+}
+
+VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts)
+{
+    VerifyReport report;
+    std::uint64_t seg = segment_size();
+
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir_))
+        names.insert(entry.path().filename().string());
+
+    for (const auto& n : names) {
+        if (ends_with(n, ".sha256") || n.find(".tmp") != std::string::npos ||
+            n.find(".conflict-") != std::string::npos)
+            continue;
+        std::string logical = is_compressed(n) ? n.substr(0, n.size() - 4) : n;
+        auto kind = wal::classify(logical);
+        if (kind == wal::FileKind::other || (kind == wal::FileKind::partial_segment && !is_compressed(n)))
+            continue;  // bookkeeping files and the receiver's live segment
+        if (kind == wal::FileKind::segment && !is_compressed(n))
+            continue;
+        auto recorded = recorded_checksum(dir_ / n);
+        if (!recorded) {
+            report.problems.push_back({n, "no checksum file " + n + ".sha256"});
+            continue;
+        }
+        std::string hex;
+        try {
+            hex = sha256_hex(content_of(dir_ / n));
+        } catch (const std::exception& e) {
+            report.problems.push_back({n, e.what()});
+            continue;
+        }
+        if (hex != *recorded)
+            report.problems.push_back({n, "checksum mismatch (recorded " + recorded->substr(0, 12) +
+                                              "..., found " + hex.substr(0, 12) + "...)"});
+        (kind == wal::FileKind::segment ? report.segments_checked : report.other_files_checked)++;
+    }
+
+    auto present = segments();
+    wal::TimeLine newest = 0;
+    for (const auto& s : present)
+        newest = std::max(newest, s.tli);
+    for (const auto& n : names)
+        if (auto t = wal::parse_history_name(n))
+            newest = std::max(newest, *t);
+    report.newest_timeline = newest;
+    if (present.empty())
+        return report;
+
+    std::vector<wal::HistoryEntry> history;
+    if (newest > 1) {
+        if (!has_history(newest)) {
+            report.problems.push_back({wal::history_name(newest), "timeline history file missing"});
+            return report;
+        }
+        try {
+            history = wal::parse_history(read_history(newest));
+        } catch (const std::exception& e) {
+            report.problems.push_back({wal::history_name(newest), e.what()});
+            return report;
+        }
+    }
+    auto chain = wal::timeline_chain(newest, history);
+
+    // Only segments on the newest timeline's ancestry count; abandoned branches do not.
+    std::vector<wal::SegmentId> on_chain;
+    for (const auto& s : present)
+        if (wal::timeline_for_segment(chain, s.segno, seg) == s.tli)
+            on_chain.push_back(s);
+    if (on_chain.empty())
+        return report;
+    std::uint64_t oldest_segno = on_chain.front().segno, newest_segno = on_chain.front().segno;
+    for (const auto& s : on_chain) {
+        oldest_segno = std::min(oldest_segno, s.segno);
+        newest_segno = std::max(newest_segno, s.segno);
+    }
+    report.oldest_segment = wal::segment_name(
+        wal::timeline_for_segment(chain, oldest_segno, seg), oldest_segno, seg);
+    report.newest_segment = wal::segment_name(
+        wal::timeline_for_segment(chain, newest_segno, seg), newest_segno, seg);
+
+    std::vector<wal::Lsn> from;
+    for (const auto& [tli, lsn] : starts) {
+        bool on_ancestry = std::any_of(chain.begin(), chain.end(),
+                                       [&](const wal::TimelineSpan& t) { return t.tli == tli; });
+        if (on_ancestry)
+            from.push_back(lsn);
+    }
+    if (from.empty())
+        from.push_back(wal::segment_start(oldest_segno, seg));
+    std::sort(from.begin(), from.end());
+    // The oldest start covers every later one.
+    if (auto miss = wal::first_missing_segment(chain, from.front(), newest_segno, on_chain, seg))
+        report.problems.push_back(
+            {wal::segment_name(miss->tli, miss->segno, seg),
+             "missing: needed to replay from " + wal::format_lsn(from.front()) + " to " +
+                 report.newest_segment});
+    return report;
+}
+
+}  // namespace warden::walarchive

@@ -1,0 +1,125 @@
+// The WAL archive: BACKUPS/wal/, shared by `wal push`, `wal receive`, `wal fetch` and
+// `wal verify`.
+//
+//   <segment>.zst           a finished segment, zstd-compressed (level 1)
+//   <segment>.zst.sha256    SHA-256 of the uncompressed segment ("<hex>  <segment>")
+//   <segment>.partial       the receiver's current segment, uncompressed, growing
+//   <segment>.ready         a finished segment, fsynced, waiting for the compressor
+//   <segment>.partial.zst   a timeline's last, unfinished segment (+ .sha256)
+//   <tli>.history, <segment>.<offset>.backup   kept as they are (+ .sha256)
+//   archive.json            system identifier and segment size, written once
+//   receiver.lock           held (flock) by the one running receiver
+//
+// Every file is written under a temporary name, fsynced, renamed, and the directory
+// fsynced. The checksum is renamed into place before the data, so a data file always has
+// its checksum beside it and a crash in between leaves nothing that counts as archived.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wal_names.hpp"
+
+namespace warden::walarchive {
+
+namespace fs = std::filesystem;
+
+// The folder given by --dir, else $WARDEN_BACKUP_DIR; throws a usage-style error if neither.
+fs::path backup_dir_from(const std::string& option);
+
+// Thrown when a requested file is not in the archive (fetch exits 1 quietly enough for
+// recovery to treat it as the end of the archive).
+struct NotFound : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Thrown by Archive(dir, false) when BACKUPS/wal does not exist.
+struct NotArchive : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class PushOutcome { stored, already_present };
+
+struct VerifyProblem {
+    std::string file;    // the first bad or missing file
+    std::string reason;
+};
+
+struct VerifyReport {
+    std::size_t segments_checked = 0;
+    std::size_t other_files_checked = 0;
+    wal::TimeLine newest_timeline = 0;
+    std::string oldest_segment, newest_segment;
+    std::vector<VerifyProblem> problems;  // in the order found; the first is named
+};
+
+// What `wal status` shows: the newest durable WAL and whether a receiver runs.
+struct ArchiveStatus {
+    std::string newest_segment;        // newest finished segment on any timeline
+    std::int64_t newest_age_seconds = -1;  // since it was archived
+    std::string live_partial;          // the receiver's current segment, if any
+    std::int64_t live_partial_age_seconds = -1;  // since its last write
+    bool receiver_running = false;
+    std::string receiver_pid;
+    std::size_t segments = 0;
+    std::uint64_t stored_bytes = 0;
+    std::size_t conflicts = 0;         // copies set aside by a conflicting push
+};
+
+class Archive {
+public:
+    // Opens BACKUPS/wal, creating it (and BACKUPS) if needed; with create=false a
+    // missing folder throws NotArchive.
+    explicit Archive(const fs::path& backup_dir, bool create = true);
+
+    const fs::path& dir() const { return dir_; }
+
+    // archive_command: stores a file from pg_wal under its own name. Same content already
+    // present: already_present. Different content: throws after saving the new copy aside.
+    PushOutcome push(const fs::path& source);
+
+    // Stores bytes under `name` (a segment, .partial, .history or .backup name) with the
+    // same rules as push; used by the receiver.
+    PushOutcome store(const std::string& name, const std::string& bytes);
+
+    // restore_command: writes `name` to `dest`, checked against its SHA-256. A segment
+    // that exists only as the receiver's live .partial is served from it, zero-padded to
+    // the segment size (what recovery with --latest needs). Throws NotFound if absent.
+    void fetch(const std::string& name, const fs::path& dest);
+
+    // Checks every checksum and that no segment is missing between each start point and
+    // the newest segment along the newest timeline's history. `starts` are the start
+    // LSNs of kept backups (with their timeline); empty means from the oldest segment.
+    VerifyReport verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts);
+
+    // Segment size and system identifier recorded by the first receiver or push.
+    std::uint64_t segment_size() const;
+    std::optional<std::string> system_identifier() const;
+    // Records them, or throws if the archive already belongs to another system.
+    void record_identity(const std::string& system_identifier, std::uint64_t segment_size);
+
+    // Segments present (finished .zst, .ready, plus the live .partial), sorted.
+    std::vector<wal::SegmentId> segments() const;
+    // The live .partial of the receiver, if any: its segment and size.
+    std::optional<std::pair<wal::SegmentId, std::uint64_t>> live_partial() const;
+    bool has_history(wal::TimeLine tli) const;
+    ArchiveStatus status() const;
+    std::string read_history(wal::TimeLine tli) const;
+
+private:
+    fs::path dir_;
+};
+
+// File helpers the receiver also uses.
+void fsync_path(const fs::path& p, bool directory);
+// Writes `bytes` to dir/name through dir/name.tmp.<pid>: write, fsync, rename, fsync dir.
+void write_file_durably(const fs::path& dir, const std::string& name, const std::string& bytes);
+std::string read_file(const fs::path& p);
+// Level 1: WAL compresses about as well as at 3, for half the CPU the database shares.
+std::string zstd_compress(const std::string& bytes, int level = 1);
+std::string zstd_decompress(const std::string& compressed, const std::string& what);
+
+}  // namespace warden::walarchive
