@@ -1,6 +1,7 @@
 // Module entry point: the magic block and _PG_init, where settings are defined.
 #include "pg_headers.h"
 
+#include "health_settings.h"
 #include "settings.h"
 
 extern "C" {
@@ -12,4 +13,5 @@ void _PG_init(void);
 void _PG_init(void)
 {
     warden_define_settings();
+    warden_define_health_settings();
 }
