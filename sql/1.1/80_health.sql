@@ -619,9 +619,16 @@ BEGIN
             SELECT db.datname, age(db.datfrozenxid) AS xid_age, mxid_age(db.datminmxid) AS mxid_age
             FROM pg_database db
         )
+        -- A database that has hardly been used has read everything from disk once; its
+        -- ratio says nothing yet.
         SELECT 'cache_hit_ratio',
-               coalesce(round(100.0 * d.blks_hit / nullif(d.blks_hit + d.blks_read, 0), 2), 100),
-               format('%s hits, %s reads', d.blks_hit, d.blks_read), true
+               CASE WHEN d.blks_hit + d.blks_read >= 10000
+                    THEN round(100.0 * d.blks_hit / (d.blks_hit + d.blks_read), 2) END,
+               CASE WHEN d.blks_hit + d.blks_read >= 10000
+                    THEN format('%s hits, %s reads', d.blks_hit, d.blks_read)
+                    ELSE format('only %s block accesses since the statistics reset; judged from 10000',
+                                d.blks_hit + d.blks_read) END,
+               d.blks_hit + d.blks_read >= 10000
         FROM d
         UNION ALL
         SELECT 'rollback_ratio',
@@ -778,7 +785,7 @@ SELECT t.check_name, t.category,
             WHEN t.direction = 'below' AND m.value < t.critical THEN 'critical'
             WHEN t.direction = 'below' AND m.value < t.warning THEN 'warning'
             ELSE 'ok' END,
-       m.value, t.warning, t.critical, t.unit, m.detail, m.applicable
+       trim_scale(m.value), t.warning, t.critical, t.unit, m.detail, m.applicable
 FROM warden.health_thresholds t
 JOIN warden._health_measure() m ON m.check_name = t.check_name
 WHERE t.enabled
@@ -799,18 +806,12 @@ SELECT CASE WHEN 'critical' = ANY (statuses) THEN 'critical'
             ELSE 'ok' END
 $$;
 
--- A number as short text: trailing zeros trimmed.
-CREATE FUNCTION warden._health_text(v numeric) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
-AS $$ SELECT CASE WHEN v = 'Infinity' THEN 'Infinity' ELSE pg_catalog.trim_scale(v)::text END $$;
-
 CREATE FUNCTION warden.health_check()
 RETURNS TABLE(check_name text, status text, value text, warning text, critical text, detail text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT e.check_name, e.status, warden._health_text(e.value), warden._health_text(e.warning),
-       warden._health_text(e.critical), e.detail
+SELECT e.check_name, e.status, e.value::text, e.warning::text, e.critical::text, e.detail
 FROM warden._health_evaluate() e
 $$;
 
@@ -1120,7 +1121,7 @@ GRANT SELECT ON warden.health_connections, warden.health_long_running, warden.he
       TO warden_monitor, warden_admin;
 GRANT EXECUTE ON FUNCTION warden._health_rates(), warden._health_components(),
                           warden._health_measure(), warden._health_evaluate(),
-                          warden._health_overall(text[], boolean[]), warden._health_text(numeric),
+                          warden._health_overall(text[], boolean[]),
                           warden._prom_labels(text[]),
                           warden.health_check(), warden.health_report(), warden.metrics()
       TO warden_monitor, warden_admin;
