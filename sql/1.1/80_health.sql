@@ -700,7 +700,8 @@ BEGIN
     BEGIN
         RETURN QUERY
         SELECT 'sequences', coalesce(max(s.pct_used), 0),
-               coalesce((SELECT format('%s at %s of %s', s2.sequence, s2.last_value, s2.max_value)
+               coalesce((SELECT format('%s at %s of %s', s2.sequence,
+                                       coalesce(s2.last_value::text, 'its start'), s2.max_value)
                          FROM warden._health_sequences() s2 WHERE NOT s2.cycle
                          ORDER BY s2.pct_used DESC NULLS LAST LIMIT 1), 'no sequence'),
                true
@@ -841,7 +842,7 @@ SELECT s.taken_at,
        s.lockouts AS lockouts_last_hour,
        s.connections, s.database_size, s.xid_age
 FROM s
-WHERE s.p IS NOT NULL AND s.taken_at > (s.p).taken_at;
+WHERE (s.p).taken_at IS NOT NULL AND s.taken_at > (s.p).taken_at;
 
 -- Takes one snapshot and prunes those older than warden.health_snapshot_retention. Run by
 -- the maintenance worker (or pg_cron); does nothing on a standby, which cannot write.
@@ -1106,7 +1107,7 @@ WITH e AS MATERIALIZED (
 SELECT string_agg(f.block, '' ORDER BY f.ord)
 FROM (SELECT min(s.ord) AS ord,
              format(E'# HELP %s %s\n# TYPE %s %s\n', s.family, s.help, s.family, s.kind)
-             || string_agg(s.family || s.labels || ' ' || s.value::text || E'\n', '' ORDER BY s.labels) AS block
+             || string_agg(s.family || s.labels || ' ' || trim_scale(s.value)::text || E'\n', '' ORDER BY s.labels) AS block
       FROM samples s
       WHERE s.value IS NOT NULL
       GROUP BY s.family, s.kind, s.help) f
