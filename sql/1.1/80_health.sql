@@ -153,10 +153,26 @@ JOIN pg_catalog.pg_stat_activity a ON a.pid = w.pid
 LEFT JOIN pg_catalog.pg_stat_activity r ON r.pid = l.path[cardinality(l.path)]
 WHERE cardinality(w.blocked_by) > 0;
 
+-- A database's size. Summing every file of a database with 10,000 tables takes a quarter
+-- of a second, so for this database a snapshot from the last 15 minutes is used when
+-- there is one (the maintenance worker takes them); other databases are measured.
+CREATE FUNCTION warden._database_size(db oid) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT coalesce(
+    (SELECT h.database_size FROM warden.health_snapshots h
+     WHERE db = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+       AND h.taken_at > now() - interval '15 minutes'
+     ORDER BY h.taken_at DESC LIMIT 1),
+    pg_database_size(db))
+$$;
+GRANT EXECUTE ON FUNCTION warden._database_size(oid) TO warden_monitor, warden_admin;
+
 -- Per database: size, cache hit ratio, rollback ratio, deadlocks, temp files, wraparound.
 CREATE VIEW warden.health_databases AS
 SELECT d.datname,
-       pg_catalog.pg_database_size(d.oid) AS size_bytes,
+       warden._database_size(d.oid) AS size_bytes,
        s.numbackends,
        s.xact_commit, s.xact_rollback,
        round(100.0 * s.xact_rollback / nullif(s.xact_commit + s.xact_rollback, 0), 2) AS rollback_pct,
@@ -179,71 +195,108 @@ AS $$ SELECT pg_catalog.substr(o, pg_catalog.length(name) + 2)
       FROM pg_catalog.unnest(options) o WHERE o LIKE name || '=%' LIMIT 1 $$;
 GRANT EXECUTE ON FUNCTION warden._reloption(text[], text) TO warden_monitor, warden_admin;
 
--- Tables of this database: size, tuples, vacuum/analyze history, whether autovacuum is
--- due (its own formula: threshold + scale factor * reltuples, per-table reloptions
--- first), cache hit ratio and wraparound age.
-CREATE VIEW warden.health_tables AS
-SELECT c.oid::regclass AS relation,
-       n.nspname AS schemaname, c.relname,
-       pg_catalog.pg_total_relation_size(c.oid) AS total_bytes,
-       pg_catalog.pg_relation_size(c.oid) AS table_bytes,
-       s.n_live_tup, s.n_dead_tup,
-       round(100.0 * s.n_dead_tup / nullif(s.n_live_tup + s.n_dead_tup, 0), 1) AS dead_pct,
-       s.n_mod_since_analyze,
-       s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-       s.n_dead_tup > coalesce(warden._reloption(c.reloptions, 'autovacuum_vacuum_threshold')::numeric,
-                               current_setting('autovacuum_vacuum_threshold')::numeric)
-                    + coalesce(warden._reloption(c.reloptions, 'autovacuum_vacuum_scale_factor')::numeric,
-                               current_setting('autovacuum_vacuum_scale_factor')::numeric)
-                      * greatest(c.reltuples, 0) AS autovacuum_due,
-       s.n_mod_since_analyze > coalesce(warden._reloption(c.reloptions, 'autovacuum_analyze_threshold')::numeric,
-                                        current_setting('autovacuum_analyze_threshold')::numeric)
-                             + coalesce(warden._reloption(c.reloptions, 'autovacuum_analyze_scale_factor')::numeric,
-                                        current_setting('autovacuum_analyze_scale_factor')::numeric)
-                               * greatest(c.reltuples, 0) AS autoanalyze_due,
-       coalesce(warden._reloption(c.reloptions, 'autovacuum_enabled')::boolean, true) AS autovacuum_enabled,
-       round(100.0 * io.heap_blks_hit / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 2) AS cache_hit_pct,
-       round(100.0 * io.idx_blks_hit / nullif(io.idx_blks_hit + io.idx_blks_read, 0), 2) AS index_cache_hit_pct,
-       pg_catalog.age(c.relfrozenxid) AS xid_age
+-- Tables of this database: tuples, vacuum/analyze history, whether autovacuum is due (its
+-- own formula: threshold + scale factor * reltuples, per-table reloptions first), cache
+-- hit ratio and wraparound age. Straight from pg_class and the pg_stat_get_* functions:
+-- pg_stat_user_tables aggregates over pg_index first, which costs on 10,000 tables.
+-- No sizes here: pg_relation_size is volatile, so a view holding it computes it for every
+-- row whether the caller reads it or not (health_tables adds them).
+CREATE VIEW warden._table_facts AS
+SELECT c.oid AS relid, c.oid::regclass AS relation, n.nspname AS schemaname, c.relname,
+       c.relpages, c.reltuples,
+       pg_catalog.pg_stat_get_live_tuples(c.oid) AS n_live_tup,
+       pg_catalog.pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
+       pg_catalog.pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
+       pg_catalog.pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+       pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+       pg_catalog.pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
+       pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
+       pg_catalog.pg_stat_get_blocks_hit(c.oid) AS heap_blks_hit,
+       pg_catalog.pg_stat_get_blocks_fetched(c.oid) - pg_catalog.pg_stat_get_blocks_hit(c.oid) AS heap_blks_read,
+       c.reloptions, c.relfrozenxid, c.relminmxid
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
-LEFT JOIN pg_catalog.pg_statio_user_tables io ON io.relid = c.oid;
+WHERE c.relkind IN ('r', 'm', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast';
 
--- Indexes of this database: size, scans, and whether each is invalid, unused (never
--- scanned, not backing a constraint) or an exact duplicate of another index of its table
--- (same columns, operator classes, collations, expressions and predicate). The index
--- kept is the primary key, else a unique one, else the oldest.
-CREATE VIEW warden.health_indexes AS
-WITH idx AS (
-    SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, i.indisvalid,
-           i.indisexclusion, c.relpages,
+CREATE VIEW warden._table_health AS
+SELECT f.relid, f.relation, f.schemaname, f.relname, f.relpages,
+       f.n_live_tup, f.n_dead_tup,
+       round(100.0 * f.n_dead_tup / nullif(f.n_live_tup + f.n_dead_tup, 0), 1) AS dead_pct,
+       f.n_mod_since_analyze,
+       f.last_vacuum, f.last_autovacuum, f.last_analyze, f.last_autoanalyze,
+       f.n_dead_tup > coalesce(warden._reloption(f.reloptions, 'autovacuum_vacuum_threshold')::numeric,
+                               current_setting('autovacuum_vacuum_threshold')::numeric)
+                    + coalesce(warden._reloption(f.reloptions, 'autovacuum_vacuum_scale_factor')::numeric,
+                               current_setting('autovacuum_vacuum_scale_factor')::numeric)
+                      * greatest(f.reltuples, 0) AS autovacuum_due,
+       f.n_mod_since_analyze > coalesce(warden._reloption(f.reloptions, 'autovacuum_analyze_threshold')::numeric,
+                                        current_setting('autovacuum_analyze_threshold')::numeric)
+                             + coalesce(warden._reloption(f.reloptions, 'autovacuum_analyze_scale_factor')::numeric,
+                                        current_setting('autovacuum_analyze_scale_factor')::numeric)
+                               * greatest(f.reltuples, 0) AS autoanalyze_due,
+       coalesce(warden._reloption(f.reloptions, 'autovacuum_enabled')::boolean, true) AS autovacuum_enabled,
+       round(100.0 * f.heap_blks_hit / nullif(f.heap_blks_hit + f.heap_blks_read, 0), 2) AS cache_hit_pct,
+       pg_catalog.age(f.relfrozenxid) AS xid_age,
+       pg_catalog.mxid_age(f.relminmxid) AS mxid_age
+FROM warden._table_facts f;
+
+CREATE VIEW warden.health_tables AS
+SELECT h.relation, h.schemaname, h.relname,
+       pg_catalog.pg_total_relation_size(h.relid) AS total_bytes,
+       pg_catalog.pg_relation_size(h.relid) AS table_bytes,
+       h.n_live_tup, h.n_dead_tup, h.dead_pct, h.n_mod_since_analyze,
+       h.last_vacuum, h.last_autovacuum, h.last_analyze, h.last_autoanalyze,
+       h.autovacuum_due, h.autoanalyze_due, h.autovacuum_enabled, h.cache_hit_pct, h.xid_age
+FROM warden._table_health h;
+
+-- Indexes of this database: scans, and whether each is invalid, unused (never scanned,
+-- not backing a constraint) or an exact duplicate of another index of its table (same
+-- access method, columns, operator classes, collations, expressions and predicate). The
+-- index kept is the primary key, else a unique one, else the oldest. Sizes are estimates
+-- from relpages here; health_indexes adds the exact size and the definition.
+-- System catalogs (OIDs below FirstNormalObjectId, 16384) are left out; TOAST indexes stay,
+-- since an invalid one (a failed REINDEX CONCURRENTLY) is worth knowing about.
+CREATE VIEW warden._index_health AS
+WITH candidates AS (
+    -- Only indexes sharing a table and a first column can be duplicates; comparing full
+    -- definitions of just those keeps this cheap with tens of thousands of indexes.
+    SELECT i.indexrelid,
            count(*) OVER w AS same_definition,
            first_value(i.indexrelid) OVER (w ORDER BY i.indisprimary DESC, i.indisunique DESC,
                                            i.indexrelid) AS kept
     FROM pg_catalog.pg_index i
     JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg\_toast%'
+    WHERE i.indexrelid >= 16384
+      AND (i.indrelid, i.indkey[0]) IN (SELECT j.indrelid, j.indkey[0] FROM pg_catalog.pg_index j
+                                        WHERE j.indexrelid >= 16384
+                                        GROUP BY 1, 2 HAVING count(*) > 1)
     WINDOW w AS (PARTITION BY i.indrelid, c.relam, i.indkey::text, i.indclass::text,
                               i.indcollation::text, i.indexprs::text, i.indpred::text)
 )
-SELECT x.indexrelid::regclass AS index,
-       x.indrelid::regclass AS relation,
-       pg_catalog.pg_relation_size(x.indexrelid) AS index_bytes,
-       x.relpages::bigint * current_setting('block_size')::bigint AS estimated_bytes,
-       s.idx_scan,
-       x.indisunique AS is_unique,
-       x.indisprimary AS is_primary,
-       NOT x.indisvalid AS invalid,
-       (coalesce(s.idx_scan, 0) = 0 AND NOT x.indisunique AND NOT x.indisprimary
-        AND NOT x.indisexclusion) AS unused,
-       CASE WHEN x.same_definition > 1 AND x.kept <> x.indexrelid
-            THEN x.kept::regclass END AS duplicate_of,
-       pg_catalog.pg_get_indexdef(x.indexrelid) AS definition
-FROM idx x
-LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = x.indexrelid;
+SELECT i.indexrelid, i.indexrelid::regclass AS index, i.indrelid::regclass AS relation,
+       (SELECT c.relpages FROM pg_catalog.pg_class c WHERE c.oid = i.indexrelid)::bigint
+           * current_setting('block_size')::bigint AS estimated_bytes,
+       pg_catalog.pg_stat_get_numscans(i.indexrelid) AS idx_scan,
+       i.indisunique AS is_unique,
+       i.indisprimary AS is_primary,
+       NOT i.indisvalid AS invalid,
+       (pg_catalog.pg_stat_get_numscans(i.indexrelid) = 0 AND NOT i.indisunique
+        AND NOT i.indisprimary AND NOT i.indisexclusion) AS unused,
+       CASE WHEN d.same_definition > 1 AND d.kept <> i.indexrelid
+            THEN d.kept::regclass END AS duplicate_of
+FROM pg_catalog.pg_index i
+LEFT JOIN candidates d ON d.indexrelid = i.indexrelid
+WHERE i.indexrelid >= 16384;
+
+CREATE VIEW warden.health_indexes AS
+SELECT h.index, h.relation,
+       pg_catalog.pg_relation_size(h.indexrelid) AS index_bytes,
+       h.estimated_bytes, h.idx_scan, h.is_unique, h.is_primary, h.invalid, h.unused,
+       h.duplicate_of,
+       pg_catalog.pg_get_indexdef(h.indexrelid) AS definition
+FROM warden._index_health h;
 
 -- Transaction-ID and multixact wraparound age: per database, and per table here.
 -- autovacuum forces a freeze at autovacuum_freeze_max_age; wraparound stops writes at 2^31.
@@ -552,7 +605,7 @@ $$;
 -- The generic database checks, in groups; a group that fails reports its checks as
 -- unknown with the error, and the others still run.
 CREATE FUNCTION warden._health_measure()
-RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean)
+RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean, facts jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -560,8 +613,8 @@ DECLARE
     note text;
 BEGIN
     BEGIN
-        RETURN QUERY
-        WITH a AS MATERIALIZED (
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH a AS MATERIALIZED (
             SELECT s.pid, s.state, s.xact_start, s.query_start, s.state_change
             FROM pg_stat_activity s WHERE s.backend_type = 'client backend'
         ), others AS (
@@ -603,16 +656,16 @@ BEGIN
                                 (SELECT string_agg(DISTINCT b.lock_chain, '; ')
                                  FROM warden.health_blocking b)) END,
                true
-        FROM w;
+        FROM w) g;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['connections', 'long_queries', 'long_transactions',
                           'idle_in_transaction', 'blocked_sessions']) n;
     END;
 
     BEGIN
-        RETURN QUERY
-        WITH d AS (
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH d AS (
             SELECT s.blks_hit, s.blks_read, s.xact_commit, s.xact_rollback
             FROM pg_stat_database s WHERE s.datname = current_database()
         ), x AS (
@@ -636,25 +689,29 @@ BEGIN
                format('%s rolled back, %s committed', d.xact_rollback, d.xact_commit), true
         FROM d
         UNION ALL
-        SELECT 'database_size', pg_database_size(current_database())::numeric,
-               pg_size_pretty(pg_database_size(current_database())), true
+        SELECT 'database_size', z.size::numeric, pg_size_pretty(z.size), true
+        FROM (SELECT warden._database_size(oid) AS size FROM pg_database
+              WHERE datname = current_database()) z
         UNION ALL
         (SELECT 'xid_age', x.xid_age::numeric, format('database %s', x.datname), true
          FROM x ORDER BY x.xid_age DESC LIMIT 1)
         UNION ALL
         (SELECT 'mxid_age', x.mxid_age::numeric, format('database %s', x.datname), true
-         FROM x ORDER BY x.mxid_age DESC LIMIT 1);
+         FROM x ORDER BY x.mxid_age DESC LIMIT 1)) g;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['cache_hit_ratio', 'rollback_ratio', 'database_size', 'xid_age',
                           'mxid_age']) n;
     END;
 
+    -- Tables and indexes: one pass each, and the lists the report shows ride along in
+    -- facts, so that health_report() does not scan 10,000 tables a second time.
     BEGIN
         RETURN QUERY
-        WITH t AS (
-            SELECT h.relation, h.n_live_tup, h.n_dead_tup, h.dead_pct, h.autovacuum_due
-            FROM warden.health_tables h
+        WITH t AS MATERIALIZED (
+            SELECT h.relid, h.relation, h.relpages, h.n_live_tup, h.n_dead_tup, h.dead_pct,
+                   h.autovacuum_due, h.autoanalyze_due, h.last_autovacuum
+            FROM warden._table_health h
         ), worst AS (
             SELECT t.relation, t.dead_pct, t.n_dead_tup FROM t
             WHERE t.n_live_tup + t.n_dead_tup >= 10000
@@ -663,37 +720,64 @@ BEGIN
         SELECT 'dead_tuples', coalesce((SELECT w.dead_pct FROM worst w), 0),
                coalesce((SELECT format('%s: %s dead tuples', w.relation, w.n_dead_tup) FROM worst w),
                         'no table with 10,000 rows or more'),
-               true
+               true,
+               (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                           'relation', d.relation::text, 'n_dead_tup', d.n_dead_tup,
+                           'dead_pct', d.dead_pct, 'last_autovacuum', d.last_autovacuum,
+                           'autovacuum_due', d.autovacuum_due) ORDER BY d.n_dead_tup DESC), '[]')
+                FROM (SELECT * FROM t WHERE t.n_dead_tup > 0 ORDER BY t.n_dead_tup DESC LIMIT 10) d)
         UNION ALL
         SELECT 'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due)::numeric,
-               format('%s of %s tables', count(*) FILTER (WHERE t.autovacuum_due), count(*)), true
+               format('%s of %s tables', count(*) FILTER (WHERE t.autovacuum_due), count(*)), true,
+               jsonb_build_object(
+                   'count', count(*),
+                   'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due),
+                   'autoanalyze_due', count(*) FILTER (WHERE t.autoanalyze_due),
+                   'largest', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                          'relation', l.relation::text,
+                                          'total_bytes', pg_total_relation_size(l.relid))
+                                          ORDER BY l.relpages DESC), '[]')
+                               FROM (SELECT * FROM t ORDER BY t.relpages DESC LIMIT 10) l))
         FROM t;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['dead_tuples', 'autovacuum_due']) n;
     END;
 
     BEGIN
         RETURN QUERY
-        WITH i AS (
+        WITH i AS MATERIALIZED (
             SELECT h.index, h.invalid, h.unused, h.duplicate_of, h.estimated_bytes
-            FROM warden.health_indexes h
+            FROM warden._index_health h
+            WHERE h.invalid OR h.unused OR h.duplicate_of IS NOT NULL
         )
         SELECT 'invalid_indexes', count(*)::numeric,
-               coalesce(string_agg(i.index::text, ', ' ORDER BY i.index::text), 'none'), true
+               coalesce(string_agg(i.index::text, ', ' ORDER BY i.index::text), 'none'), true,
+               coalesce(jsonb_agg(i.index::text ORDER BY i.index::text), '[]')
         FROM i WHERE i.invalid
         UNION ALL
         SELECT 'duplicate_indexes', count(*)::numeric,
                coalesce(string_agg(format('%s duplicates %s', i.index, i.duplicate_of), ', '
-                                   ORDER BY i.index::text), 'none'), true
+                                   ORDER BY i.index::text), 'none'), true,
+               coalesce(jsonb_agg(jsonb_build_object('index', i.index::text,
+                                                     'duplicate_of', i.duplicate_of::text)
+                                  ORDER BY i.index::text), '[]')
         FROM i WHERE i.duplicate_of IS NOT NULL
         UNION ALL
         SELECT 'unused_indexes', count(*)::numeric,
                format('%s unused, about %s', count(*), pg_size_pretty(coalesce(sum(i.estimated_bytes), 0))),
-               true
+               true,
+               jsonb_build_object(
+                   'count', count(*),
+                   'estimated_bytes', coalesce(sum(i.estimated_bytes), 0),
+                   'largest', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                          'index', u.index::text, 'estimated_bytes', u.estimated_bytes)
+                                          ORDER BY u.estimated_bytes DESC), '[]')
+                               FROM (SELECT * FROM i WHERE i.unused
+                                     ORDER BY i.estimated_bytes DESC LIMIT 10) u))
         FROM i WHERE i.unused;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['invalid_indexes', 'duplicate_indexes', 'unused_indexes']) n;
     END;
 
@@ -704,15 +788,15 @@ BEGIN
                                        coalesce(s2.last_value::text, 'its start'), s2.max_value)
                          FROM warden._health_sequences() s2 WHERE NOT s2.cycle
                          ORDER BY s2.pct_used DESC NULLS LAST LIMIT 1), 'no sequence'),
-               true
+               true, NULL::jsonb
         FROM warden._health_sequences() s WHERE NOT s.cycle;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT 'sequences', NULL::numeric, 'check failed: ' || SQLERRM, true;
+        RETURN QUERY SELECT 'sequences', NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb;
     END;
 
     BEGIN
-        RETURN QUERY
-        WITH r AS (SELECT * FROM warden.health_replication),
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH r AS (SELECT * FROM warden.health_replication),
              s AS (SELECT * FROM warden.health_replication_slots)
         SELECT 'replication_lag_bytes', coalesce(max(r.replay_lag_bytes), 0),
                CASE WHEN count(*) = 0 THEN 'no standby connected'
@@ -734,39 +818,39 @@ BEGIN
         SELECT 'inactive_slots', count(*) FILTER (WHERE NOT s.active)::numeric,
                coalesce(string_agg(s.slot_name::text, ', ' ORDER BY s.slot_name)
                         FILTER (WHERE NOT s.active), 'none'), true
-        FROM s;
+        FROM s) g;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['replication_lag_bytes', 'replication_lag_seconds',
                           'replication_slots', 'inactive_slots']) n;
     END;
 
     note := warden._statements_note();
     IF note IS NOT NULL THEN
-        RETURN QUERY SELECT 'slow_statements', NULL::numeric, note, false;
+        RETURN QUERY SELECT 'slow_statements', NULL::numeric, note, false, NULL::jsonb;
     ELSE
         BEGIN
             RETURN QUERY
             SELECT 'slow_statements', coalesce(round(max(s.mean_ms)::numeric, 1), 0),
                    coalesce(max(format('queryid %s: %s calls', s.queryid, s.calls)),
-                            'no statement called 10 times yet'), true
+                            'no statement called 10 times yet'), true, NULL::jsonb
             FROM warden.health_slow_statements(1, 10) s;
         EXCEPTION WHEN OTHERS THEN
-            RETURN QUERY SELECT 'slow_statements', NULL::numeric, 'check failed: ' || SQLERRM, true;
+            RETURN QUERY SELECT 'slow_statements', NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb;
         END;
     END IF;
 
     BEGIN
-        RETURN QUERY SELECT * FROM warden._health_rates();
+        RETURN QUERY SELECT r.*, NULL::jsonb FROM warden._health_rates() r;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['deadlocks', 'temp_bytes', 'wal_rate']) n;
     END;
 
     BEGIN
-        RETURN QUERY SELECT * FROM warden._health_components();
+        RETURN QUERY SELECT c.*, NULL::jsonb FROM warden._health_components() c;
     EXCEPTION WHEN OTHERS THEN
-        RETURN QUERY SELECT t.check_name, NULL::numeric, 'check failed: ' || SQLERRM, true
+        RETURN QUERY SELECT t.check_name, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM warden.health_thresholds t WHERE t.category = 'warden';
     END;
 END
@@ -775,7 +859,7 @@ $$;
 -- Every enabled check with its status against warden.health_thresholds.
 CREATE FUNCTION warden._health_evaluate()
 RETURNS TABLE(check_name text, category text, status text, value numeric, warning numeric,
-              critical numeric, unit text, detail text, applicable boolean)
+              critical numeric, unit text, detail text, applicable boolean, facts jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -786,7 +870,7 @@ SELECT t.check_name, t.category,
             WHEN t.direction = 'below' AND m.value < t.critical THEN 'critical'
             WHEN t.direction = 'below' AND m.value < t.warning THEN 'warning'
             ELSE 'ok' END,
-       trim_scale(m.value), t.warning, t.critical, t.unit, m.detail, m.applicable
+       trim_scale(m.value), t.warning, t.critical, t.unit, m.detail, m.applicable, m.facts
 FROM warden.health_thresholds t
 JOIN warden._health_measure() m ON m.check_name = t.check_name
 WHERE t.enabled
@@ -889,13 +973,15 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    facts jsonb;
     checks jsonb;
     overall text;
     summary jsonb;
     note text := warden._statements_note();
     report jsonb;
 BEGIN
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
+    SELECT coalesce(jsonb_object_agg(e.check_name, e.facts) FILTER (WHERE e.facts IS NOT NULL), '{}'),
+           coalesce(jsonb_agg(jsonb_build_object(
                'check', e.check_name, 'category', e.category, 'status', e.status,
                'value', CASE WHEN e.value <> 'Infinity' THEN e.value END,
                'warning', e.warning, 'critical', e.critical, 'unit', e.unit,
@@ -905,7 +991,7 @@ BEGIN
                               'warning', count(*) FILTER (WHERE e.status = 'warning'),
                               'critical', count(*) FILTER (WHERE e.status = 'critical'),
                               'unknown', count(*) FILTER (WHERE e.status = 'unknown'))
-    INTO checks, overall, summary
+    INTO facts, checks, overall, summary
     FROM warden._health_evaluate() e;
 
     report := jsonb_build_object(
@@ -933,38 +1019,12 @@ BEGIN
         'blocking', (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM warden.health_blocking b));
 
     report := report || jsonb_build_object(
-        'tables', (SELECT jsonb_build_object(
-                       'count', count(*),
-                       'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due),
-                       'autoanalyze_due', count(*) FILTER (WHERE t.autoanalyze_due))
-                   FROM warden.health_tables t),
-        'largest_tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                      'relation', c.oid::regclass::text,
-                                      'total_bytes', pg_total_relation_size(c.oid))
-                                      ORDER BY c.relpages DESC), '[]')
-                           FROM (SELECT c2.oid, c2.relpages FROM pg_class c2
-                                 JOIN pg_namespace n ON n.oid = c2.relnamespace
-                                 WHERE c2.relkind IN ('r', 'm')
-                                   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                                   AND n.nspname NOT LIKE 'pg\_toast%'
-                                 ORDER BY c2.relpages DESC LIMIT 10) c),
-        'most_dead_tuples', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                        'relation', t.relation::text, 'n_dead_tup', t.n_dead_tup,
-                                        'dead_pct', t.dead_pct, 'last_autovacuum', t.last_autovacuum,
-                                        'autovacuum_due', t.autovacuum_due)), '[]')
-                             FROM (SELECT * FROM warden.health_tables WHERE n_dead_tup > 0
-                                   ORDER BY n_dead_tup DESC LIMIT 10) t),
-        'indexes', (SELECT jsonb_build_object(
-                        'count', count(*),
-                        'invalid', coalesce(jsonb_agg(i.index::text ORDER BY i.index::text)
-                                            FILTER (WHERE i.invalid), '[]'),
-                        'duplicate', coalesce(jsonb_agg(jsonb_build_object(
-                                                  'index', i.index::text,
-                                                  'duplicate_of', i.duplicate_of::text))
-                                              FILTER (WHERE i.duplicate_of IS NOT NULL), '[]'),
-                        'unused_count', count(*) FILTER (WHERE i.unused),
-                        'unused_estimated_bytes', coalesce(sum(i.estimated_bytes) FILTER (WHERE i.unused), 0))
-                    FROM warden.health_indexes i),
+        -- Lists gathered by the checks themselves (absent when a check is disabled).
+        'tables', facts->'autovacuum_due',
+        'most_dead_tuples', facts->'dead_tuples',
+        'indexes', jsonb_build_object('invalid', facts->'invalid_indexes',
+                                      'duplicate', facts->'duplicate_indexes',
+                                      'unused', facts->'unused_indexes'),
         'wraparound', jsonb_build_object(
             'databases', (SELECT coalesce(jsonb_agg(to_jsonb(w) ORDER BY w.xid_age DESC), '[]')
                           FROM warden.health_wraparound_databases w),
@@ -1114,7 +1174,8 @@ FROM (SELECT min(s.ord) AS ord,
 $$;
 
 -- ---------------------------------------------------------------------------------------
-GRANT SELECT ON warden.health_connections, warden.health_long_running, warden.health_blocking,
+GRANT SELECT ON warden._table_facts, warden._table_health, warden._index_health,
+                warden.health_connections, warden.health_long_running, warden.health_blocking,
                 warden.health_databases, warden.health_tables, warden.health_indexes,
                 warden.health_wraparound_databases, warden.health_wraparound_tables,
                 warden.health_sequences, warden.health_replication,
