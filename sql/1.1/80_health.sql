@@ -489,97 +489,149 @@ RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    p record;
+    n bigint;
+    total bigint := 0;
+    per_table text[] := '{}';
 BEGIN
     IF to_regclass('warden.migrations') IS NULL THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'component not installed', false
-        FROM unnest(ARRAY['migrations_running', 'migrations_failed', 'migration_drift']) n;
+        RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
+        FROM unnest(ARRAY['migrations_running', 'migrations_failed', 'migration_drift']) c;
     ELSE
         RETURN QUERY
         SELECT 'migrations_running',
-               coalesce(round(max(extract(epoch FROM now() - m.applied_at)) / 60, 1), 0),
-               format('%s running', count(*)), true
+               coalesce(round(max(extract(epoch FROM now() - coalesce(m.started_at, m.applied_at))) / 60, 1), 0),
+               CASE WHEN count(*) = 0 THEN 'none running'
+                    ELSE format('running: %s', string_agg(m.version, ', ' ORDER BY m.version)) END,
+               true
         FROM warden.migrations m WHERE m.state = 'running';
         RETURN QUERY
         SELECT 'migrations_failed', count(*)::numeric,
-               coalesce('failed: ' || string_agg(m.version::text, ', ' ORDER BY m.version), 'none failed'),
+               coalesce('failed: ' || string_agg(m.version, ', ' ORDER BY m.version), 'none failed'),
                true
         FROM warden.migrations m WHERE m.state = 'failed';
-        IF to_regclass('warden.migration_events') IS NULL THEN
-            RETURN QUERY SELECT 'migration_drift', NULL::numeric, 'component not installed', false;
-        ELSE
-            RETURN QUERY
-            SELECT 'migration_drift', count(DISTINCT e.version)::numeric,
-                   coalesce('drifted: ' || string_agg(DISTINCT e.version::text, ', '), 'no drift recorded'),
-                   true
-            FROM warden.migration_events e WHERE e.event = 'drift';
-        END IF;
+        -- Drift: DDL recorded outside migrations since the ledger last changed (as the
+        -- warden.schema_drift view shows it).
+        RETURN QUERY
+        SELECT 'migration_drift', count(*)::numeric,
+               CASE WHEN count(*) = 0 THEN 'no DDL outside migrations'
+                    ELSE format('%s DDL statements outside migrations, the last at %s', count(*),
+                                to_char(max(e.occurred_at), 'YYYY-MM-DD HH24:MI:SS TZ')) END,
+               true
+        FROM warden.migration_events e
+        WHERE e.event = 'drift'
+          AND e.id > coalesce((SELECT max(x.id) FROM warden.migration_events x
+                               WHERE x.event IN ('applied', 'rolled_back', 'baseline', 'repaired')), 0);
     END IF;
 
-    IF to_regclass('warden.expiry_runs') IS NULL THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'component not installed', false
-        FROM unnest(ARRAY['session_expiry_backlog', 'session_expiry_age']) n;
+    IF to_regclass('warden.expiry_runs') IS NULL OR to_regclass('warden.expiry_policies') IS NULL THEN
+        RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
+        FROM unnest(ARRAY['sessions_active', 'session_expiry_backlog', 'session_expiry_age']) c;
     ELSE
+        -- Live rows of every table under an expiry policy: not past their expiry (and, for
+        -- policies that mark rather than delete, not marked). Names are the policy's
+        -- regclass and quoted identifiers; values are literals.
+        FOR p IN SELECT * FROM warden.expiry_policies ORDER BY tbl::text LOOP
+            EXECUTE format('SELECT count(*) FROM %s WHERE %I >= now() - $1', p.tbl, p.expires_column)
+                    || CASE WHEN p.mode = 'mark'
+                            THEN format(' AND %I IS DISTINCT FROM %L', p.status_column, p.status_value)
+                            ELSE '' END
+                INTO n USING p.grace;
+            total := total + n;
+            per_table := per_table || format('%s %s', p.tbl, n);
+        END LOOP;
+        RETURN QUERY
+        SELECT 'sessions_active', total::numeric,
+               CASE WHEN cardinality(per_table) = 0 THEN 'no table under an expiry policy'
+                    ELSE array_to_string(per_table, ', ') END,
+               true;
         RETURN QUERY
         WITH latest AS (
-            SELECT DISTINCT ON (r.policy_id) r.backlog_rows, r.backlog_oldest, r.finished_at
+            SELECT DISTINCT ON (r.tbl) r.tbl, r.backlog_rows, r.backlog_oldest, r.finished_at
             FROM warden.expiry_runs r
+            JOIN warden.expiry_policies pol ON pol.tbl = r.tbl
             WHERE r.finished_at IS NOT NULL
-            ORDER BY r.policy_id, r.finished_at DESC
+            ORDER BY r.tbl, r.finished_at DESC
         )
-        SELECT * FROM (VALUES
-            ('session_expiry_backlog',
-             (SELECT coalesce(sum(backlog_rows), 0)::numeric FROM latest),
-             (SELECT format('%s policies, last run %s', count(*),
-                            coalesce(to_char(max(finished_at), 'YYYY-MM-DD HH24:MI:SS TZ'), 'never'))
-              FROM latest), true),
-            ('session_expiry_age',
-             (SELECT coalesce(round(max(extract(epoch FROM now() - backlog_oldest)) / 60, 1), 0) FROM latest),
-             'oldest expired row still waiting', true)) v;
+        SELECT 'session_expiry_backlog', coalesce(sum(l.backlog_rows), 0)::numeric,
+               format('%s tables, last run %s', count(*),
+                      coalesce(to_char(max(l.finished_at), 'YYYY-MM-DD HH24:MI:SS TZ'), 'never')),
+               true
+        FROM latest l
+        UNION ALL
+        SELECT 'session_expiry_age',
+               coalesce(round(max(extract(epoch FROM now() - l.backlog_oldest)) / 60, 1), 0),
+               coalesce('oldest waiting row expired ' || to_char(min(l.backlog_oldest), 'YYYY-MM-DD HH24:MI:SS TZ'),
+                        'no expired row waiting'),
+               true
+        FROM latest l;
     END IF;
 
     IF to_regclass('warden.security_events') IS NULL THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'component not installed', false
-        FROM unnest(ARRAY['failed_logins', 'lockouts']) n;
+        RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
+        FROM unnest(ARRAY['failed_logins', 'lockouts']) c;
     ELSE
         RETURN QUERY
-        SELECT n, count(*) FILTER (WHERE e.event_type = t)::numeric,
-               format('%s in the last hour', count(*) FILTER (WHERE e.event_type = t)), true
-        FROM (VALUES ('failed_logins', 'login_failed'), ('lockouts', 'locked')) k(n, t)
+        SELECT k.c, count(e.*)::numeric, format('%s in the last hour', count(e.*)), true
+        FROM (VALUES ('failed_logins', 'login_failed'), ('lockouts', 'locked')) k(c, t)
         LEFT JOIN warden.security_events e
                ON e.occurred_at > now() - interval '1 hour' AND e.event_type = k.t
-        GROUP BY n;
+        GROUP BY k.c;
     END IF;
 
-    IF to_regclass('warden.audit_log') IS NULL THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'component not installed', false
-        FROM unnest(ARRAY['audit_partitions_ahead', 'audit_retention_lag']) n;
+    IF to_regclass('warden.audit_log') IS NULL OR to_regclass('warden.audit_settings') IS NULL THEN
+        RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
+        FROM unnest(ARRAY['audit_partitions_ahead', 'audit_retention_lag']) c;
     ELSE
-        -- Partitions whose lower bound lies after now: ready for the days to come.
+        -- Partitions whose range starts after now: ready for the intervals to come.
         RETURN QUERY
-        SELECT 'audit_partitions_ahead', count(*)::numeric,
-               format('%s partitions in all', (SELECT count(*) FROM pg_inherits i2
-                                               WHERE i2.inhparent = 'warden.audit_log'::regclass)),
+        SELECT 'audit_partitions_ahead',
+               count(*) FILTER (WHERE b.lo > now())::numeric,
+               format('%s partitions, the last one ends %s', count(b.lo),
+                      coalesce(to_char(max(b.hi), 'YYYY-MM-DD HH24:MI TZ'), 'never')),
                true
         FROM pg_inherits i
-        JOIN pg_class p ON p.oid = i.inhrelid
-        WHERE i.inhparent = 'warden.audit_log'::regclass
-          AND substring(pg_get_expr(p.relpartbound, p.oid) FROM 'FROM \(''([^'']+)''\)')::timestamptz > now();
-        RETURN QUERY SELECT 'audit_retention_lag', NULL::numeric, 'component not installed', false;
+        JOIN pg_class c ON c.oid = i.inhrelid
+        LEFT JOIN LATERAL (
+            SELECT m[1]::timestamptz AS lo, m[2]::timestamptz AS hi
+            FROM regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                              $re$FROM \('([^']+)'\) TO \('([^']+)'\)$re$) m) b ON true
+        WHERE i.inhparent = 'warden.audit_log'::regclass;
+        -- Rows older than the longest retention in force are overdue for cleanup.
+        RETURN QUERY
+        WITH r AS (
+            SELECT greatest(s.retention, (SELECT max(t.retention) FROM warden.audit_tables t)) AS keep
+            FROM warden.audit_settings s
+        ), o AS (SELECT min(a.logged_at) AS oldest FROM warden.audit_log a)
+        SELECT 'audit_retention_lag',
+               greatest(round(extract(epoch FROM now() - o.oldest - r.keep) / 86400, 1), 0),
+               coalesce(format('oldest row %s, retention %s',
+                               to_char(o.oldest, 'YYYY-MM-DD HH24:MI TZ'), r.keep),
+                        'no audit rows'),
+               true
+        FROM r, o;
     END IF;
 
-    IF to_regclass('warden.job_runs') IS NULL THEN
-        RETURN QUERY SELECT n, NULL::numeric, 'component not installed', false
-        FROM unnest(ARRAY['job_failures', 'jobs_last_run']) n;
+    IF to_regclass('warden.job_runs') IS NULL OR to_regclass('warden.jobs') IS NULL THEN
+        RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
+        FROM unnest(ARRAY['job_failures', 'jobs_last_run']) c;
     ELSE
         RETURN QUERY
         SELECT 'job_failures', count(*)::numeric,
-               format('%s failed or crashed runs in the last 24 hours', count(*)), true
+               CASE WHEN count(*) = 0 THEN 'no failed run in the last 24 hours'
+                    ELSE format('failed or crashed in the last 24 hours: %s',
+                                string_agg(DISTINCT r.job, ', ')) END,
+               true
         FROM warden.job_runs r
         WHERE r.status IN ('failed', 'crashed') AND r.started_at > now() - interval '24 hours';
         RETURN QUERY
         SELECT 'jobs_last_run',
                round(extract(epoch FROM now() - max(r.finished_at)) / 60, 1),
-               coalesce('last run finished ' || to_char(max(r.finished_at), 'YYYY-MM-DD HH24:MI:SS TZ'),
+               coalesce(format('last run finished %s; %s enabled jobs overdue',
+                               to_char(max(r.finished_at), 'YYYY-MM-DD HH24:MI:SS TZ'),
+                               (SELECT count(*) FROM warden.jobs j
+                                WHERE j.enabled AND j.next_run_at < now() - j.schedule)),
                         'no job has run yet'),
                true
         FROM warden.job_runs r WHERE r.finished_at IS NOT NULL;
@@ -591,14 +643,16 @@ BEGIN
         -- No verified backup at all is worse than any age: infinity reaches every level.
         RETURN QUERY
         SELECT 'backup_age',
-               coalesce(round(extract(epoch FROM now() - max(b.verified_at)) / 3600, 1), 'Infinity'),
-               coalesce(format('last verified backup %s', to_char(max(b.verified_at), 'YYYY-MM-DD HH24:MI:SS TZ')),
+               coalesce(round(extract(epoch FROM now() - b.finished_at) / 3600, 1), 'Infinity'),
+               coalesce(format('backup %s taken %s, verified %s', b.id,
+                               to_char(b.finished_at, 'YYYY-MM-DD HH24:MI TZ'),
+                               to_char(b.verified_at, 'YYYY-MM-DD HH24:MI TZ')),
                         'no verified backup recorded'),
                true
-        FROM warden.backups b WHERE b.verified_at IS NOT NULL;
+        FROM (SELECT NULL) one
+        LEFT JOIN LATERAL (SELECT * FROM warden.backups x WHERE x.status = 'verified'
+                           ORDER BY x.finished_at DESC LIMIT 1) b ON true;
     END IF;
-
-    RETURN QUERY SELECT 'sessions_active', NULL::numeric, 'component not installed', false;
 END
 $$;
 
