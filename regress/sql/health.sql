@@ -88,6 +88,15 @@ SELECT datname, xid_age > 0 AS has_xid_age FROM warden.health_databases
 WHERE datname = current_database();
 SELECT count(*) > 0 AS has_tables FROM warden.health_wraparound_tables;
 
+-- A replication slot nobody consumes: inactive_slots warns, and the WAL it keeps shows.
+SELECT 1 FROM pg_create_physical_replication_slot('health_slot', true);
+SELECT slot_name, active, retained_bytes >= 0 AS retains FROM warden.health_replication_slots;
+SELECT check_name, status, value, detail FROM warden.health_check()
+WHERE check_name = 'inactive_slots';
+SELECT check_name, status, value::numeric > 0 AS retains FROM warden.health_check()
+WHERE check_name = 'replication_slots';
+SELECT pg_drop_replication_slot('health_slot');
+
 -- Rates come from snapshots: none yet, so the rate checks are not applicable.
 SELECT check_name, status, applicable FROM warden._health_evaluate()
 WHERE check_name IN ('deadlocks', 'temp_bytes', 'wal_rate') ORDER BY 1;

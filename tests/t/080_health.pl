@@ -10,7 +10,7 @@ use Test::More;
 
 my $warden = $ENV{WARDEN_BIN};
 my $node = PostgreSQL::Test::Cluster->new('health');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
 # pg_warden's own components (backups, jobs, ...) are judged in their own tests; here the
@@ -76,6 +76,49 @@ like($out, qr/^warden_health_response_seconds\{phase="report"\} [0-9.]+$/m,
 
 ($code, undef, $err) = health('-d', $conninfo, '--json', '--prometheus');
 is($code, 2, '--json and --prometheus together are a usage error');
+
+# A streaming standby: the primary sees it with its lag; on the standby itself the report
+# works read-only (in_recovery) and a snapshot is a no-op.
+$node->backup('health_backup');
+my $standby = PostgreSQL::Test::Cluster->new('health_standby');
+$standby->init_from_backup($node, 'health_backup', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM warden.health_replication'),
+	'1', 'the primary lists its standby');
+($code, $out) = health('-d', $conninfo, '--json');
+$report = decode_json($out);
+my ($lag) = grep { $_->{check} eq 'replication_lag_bytes' } @{ $report->{checks} };
+is($lag->{detail}, '1 standbys', 'replication lag check sees the standby');
+is(scalar @{ $report->{replication}{standbys} }, 1, 'report lists the standby');
+($code, $out, $err) = health('-d', $standby->connstr('postgres'), '--json');
+$report = decode_json($out);
+is($report->{in_recovery}, JSON::PP::true, 'report on the standby says so');
+is($code, 2, 'the standby reports the same critical sequence') or diag($err);
+$standby->safe_psql('postgres', 'CALL warden.health_snapshot()');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM warden.health_snapshots'),
+	'0', 'no snapshot is written on a standby');
+$standby->stop('fast');
+
+# pg_stat_statements, when loaded, feeds the slow statement check.
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pg_warden,pg_cron,pg_stat_statements'");
+$node->restart;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pg_stat_statements;
+	SELECT pg_stat_statements_reset();
+	UPDATE warden.health_thresholds SET warning = 5, critical = 100000
+	WHERE check_name = 'slow_statements';
+});
+$node->safe_psql('postgres', 'SELECT pg_sleep(0.01)') for 1 .. 10;
+is($node->safe_psql('postgres',
+		"SELECT status FROM warden.health_check() WHERE check_name = 'slow_statements'"),
+	'warning', 'a statement averaging over 5 ms trips the lowered threshold');
+($code, $out) = health('-d', $conninfo, '--json');
+$report = decode_json($out);
+is($report->{slow_statements}{available}, JSON::PP::true, 'slow statements available');
+ok((grep { $_->{query} =~ /pg_sleep/ } @{ $report->{slow_statements}{statements} }),
+	'the slow statement is listed');
 
 # Unknown: the database has no pg_warden, or the server is down. One line on stderr.
 $node->safe_psql('postgres', 'CREATE DATABASE bare');
