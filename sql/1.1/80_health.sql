@@ -53,8 +53,8 @@ INSERT INTO warden.health_thresholds
 ('inactive_slots',          'replication', 1,    NULL,    'above', 'slots',   'replication slots with no consumer'),
 ('migrations_running',      'warden',   5,       15,      'above', 'min',     'longest running migration'),
 ('migrations_failed',       'warden',   NULL,    1,       'above', 'migrations', 'migrations in state failed'),
-('migration_drift',         'warden',   1,       NULL,    'above', 'migrations', 'applied migrations whose file changed after they ran'),
-('sessions_active',         'warden',   1000,    5000,    'above', 'sessions', 'active application sessions'),
+('migration_drift',         'warden',   1,       NULL,    'above', 'statements', 'DDL run outside migrations since the ledger last changed'),
+('sessions_active',         'warden',   1000,    5000,    'above', 'sessions', 'live rows of the tables under an expiry policy (sessions, keys)'),
 ('session_expiry_backlog',  'warden',   10000,   100000,  'above', 'rows',    'expired rows still waiting for warden.expire_rows()'),
 ('session_expiry_age',      'warden',   60,      240,     'above', 'min',     'age of the oldest expired row still waiting'),
 ('failed_logins',           'warden',   10,      50,      'above', 'per hour', 'failed logins in the last hour'),
@@ -104,7 +104,7 @@ FROM pg_catalog.pg_stat_activity a
 WHERE a.backend_type = 'client backend'
 GROUP BY 1;
 
--- Open transactions and running statements of other sessions, oldest first.
+-- Open transactions and running statements of other sessions, with their ages.
 CREATE VIEW warden.health_long_running AS
 SELECT a.pid, a.datname, a.usename, a.application_name, a.client_addr, a.state,
        now() - a.xact_start AS transaction_age,
