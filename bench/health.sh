@@ -87,6 +87,15 @@ for _ in $(seq "$peer_runs"); do
   peer_ms+=("$(( ($(date +%s%N) - start) / 1000000 ))")
 done
 
+# The machine is shared: a CPU-bound yardstick in the same run shows how loaded it was
+# (about 50 ms on an idle core).
+yard_ms=()
+for _ in 1 2 3; do
+  yard_ms+=("$(psql -X -At -c '\timing on' -c 'SELECT count(*) FROM generate_series(1, 1000000)' |
+               sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')")
+done
+echo "yardstick: SELECT count(*) FROM generate_series(1, 1000000) median $(median "${yard_ms[@]}") ms"
+
 report=$(median "${report_ms[@]}")
 whole=$(median "${warden_ms[@]}")
 peer=$(median "${peer_ms[@]}")
