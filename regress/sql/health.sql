@@ -15,7 +15,8 @@ FROM warden.health_check();
 SELECT e.check_name, e.status, e.detail, e.applicable
 FROM warden._health_evaluate() e
 WHERE NOT e.applicable
-  AND e.check_name NOT IN ('deadlocks', 'temp_bytes', 'wal_rate', 'cache_hit_ratio')
+  AND e.check_name NOT IN ('deadlocks', 'temp_bytes', 'wal_rate', 'cache_hit_ratio',
+                           'rollback_ratio')
 ORDER BY 1;
 
 -- pg_stat_statements: detected at run time, with a clear note when it can't be used.

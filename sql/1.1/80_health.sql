@@ -729,21 +729,26 @@ BEGIN
             SELECT db.datname, age(db.datfrozenxid) AS xid_age, mxid_age(db.datminmxid) AS mxid_age
             FROM pg_database db
         )
-        -- A database that has hardly been used has read everything from disk once; its
-        -- ratio says nothing yet.
+        -- A database that has hardly been used has read everything from disk once, and a
+        -- handful of transactions make any ratio; neither says anything yet.
         SELECT 'cache_hit_ratio',
-               CASE WHEN d.blks_hit + d.blks_read >= 10000
+               CASE WHEN d.blks_hit + d.blks_read >= 100000
                     THEN round(100.0 * d.blks_hit / (d.blks_hit + d.blks_read), 2) END,
-               CASE WHEN d.blks_hit + d.blks_read >= 10000
+               CASE WHEN d.blks_hit + d.blks_read >= 100000
                     THEN format('%s hits, %s reads', d.blks_hit, d.blks_read)
-                    ELSE format('only %s block accesses since the statistics reset; judged from 10000',
+                    ELSE format('only %s block accesses since the statistics reset; judged from 100000',
                                 d.blks_hit + d.blks_read) END,
-               d.blks_hit + d.blks_read >= 10000
+               d.blks_hit + d.blks_read >= 100000
         FROM d
         UNION ALL
         SELECT 'rollback_ratio',
-               coalesce(round(100.0 * d.xact_rollback / nullif(d.xact_commit + d.xact_rollback, 0), 2), 0),
-               format('%s rolled back, %s committed', d.xact_rollback, d.xact_commit), true
+               CASE WHEN d.xact_commit + d.xact_rollback >= 1000
+                    THEN round(100.0 * d.xact_rollback / (d.xact_commit + d.xact_rollback), 2) END,
+               CASE WHEN d.xact_commit + d.xact_rollback >= 1000
+                    THEN format('%s rolled back, %s committed', d.xact_rollback, d.xact_commit)
+                    ELSE format('only %s transactions since the statistics reset; judged from 1000',
+                                d.xact_commit + d.xact_rollback) END,
+               d.xact_commit + d.xact_rollback >= 1000
         FROM d
         UNION ALL
         SELECT 'database_size', z.size::numeric, pg_size_pretty(z.size), true
