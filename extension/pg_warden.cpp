@@ -12,6 +12,6 @@ void _PG_init(void);
 
 void _PG_init(void)
 {
-    warden_define_settings();
     warden_define_health_settings();
+    warden_define_settings();
 }
