@@ -102,8 +102,11 @@ $standby->stop('fast');
 
 # pg_stat_statements, when loaded, feeds the slow statement check.
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pg_warden,pg_cron,pg_stat_statements'");
+	"shared_preload_libraries = 'pg_warden,pg_cron,pg_stat_statements'\n"
+	  . "warden.health_snapshot_retention = '2h'");
 $node->restart;
+is($node->safe_psql('postgres', 'SHOW warden.health_snapshot_retention'),
+	'2h', 'the snapshot retention set in postgresql.conf is in force');
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_stat_statements;
 	SELECT pg_stat_statements_reset();
