@@ -25,6 +25,7 @@ BENCH_PACKAGES=(
 )
 # npm packages the benchmarks compare against, installed under build/bench-node.
 BENCH_NPM_PACKAGES=(
+  dbmate node-pg-migrate pg
 )
 
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi

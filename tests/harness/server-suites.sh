@@ -47,7 +47,7 @@ if [ -n "$specs" ]; then
   count_regress "$work/isolation/out" isolation
 fi
 
-tap_files=$(ls "$root"/tests/t/*.pl 2>/dev/null | grep -E "$only")
+tap_files=$(cd "$root/tests/t" 2>/dev/null && ls *.pl 2>/dev/null | grep -E "$only" | sed "s|^|$root/tests/t/|")
 if [ -n "$tap_files" ]; then
   echo "== TAP (prove)"
   mkdir -p "$work/tap"

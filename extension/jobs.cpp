@@ -1,0 +1,235 @@
+// warden.run_job(name) and warden.run_maintenance(): the one code path every driver
+// (the worker, pg_cron, psql) uses to run maintenance jobs.
+//
+// A run is bookkept in its own transactions around the job: a 'running' row and the
+// job's session-level advisory lock are committed before the job starts, and the
+// outcome after it ends. The job is CALLed non-atomically, so a job that commits per
+// batch (warden.expire_rows) may do so. Its errors can't be caught with a
+// subtransaction (a job that commits can't run inside one), so they are caught here,
+// at the top of the call chain, the way postgres.c does it: the transaction is aborted,
+// a new one started, the failure recorded, and the next job runs. That is only sound
+// when nothing else is on the stack, hence the "top-level CALL" rule.
+#include "bridge.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/pquery.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+}
+
+// Rows reported by the running job through warden.report_job_rows(); a static survives
+// the job's commits.
+static int64 reported_rows = 0;
+static bool rows_reported = false;
+
+WARDEN_FUNCTION(warden_report_job_rows)
+{
+    reported_rows += PG_GETARG_INT64(0);
+    rows_reported = true;
+    PG_RETURN_VOID();
+}
+
+static void require_top_level_call(FunctionCallInfo fcinfo, const char* what)
+{
+    bool atomic = true;
+    if (fcinfo->context && IsA(fcinfo->context, CallContext))
+        atomic = ((CallContext*) fcinfo->context)->atomic;
+    if (atomic)
+        ereport(ERROR,
+                (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                 errmsg("%s cannot run inside a transaction block or a function", what),
+                 errdetail("It commits before and after each job."),
+                 errhint("Run CALL %s on its own, outside BEGIN ... COMMIT.", what)));
+    if (SPI_inside_nonatomic_context())
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+                 errmsg("%s must be called by a top-level CALL", what),
+                 errdetail("After a job fails, only a top-level caller can roll back and go on "
+                           "with the next job."),
+                 errhint("Call it from psql, pg_cron or a script, not from a procedure or DO block.")));
+}
+
+struct JobStart {
+    bool run;
+    int64 run_id;
+    int64 budget_ms;
+    char call_sql[2 * NAMEDATALEN * 2 + 32];
+};
+
+// Runs one bookkeeping statement in its own SPI connection and commits it.
+static void begin_job(const char* name, bool only_if_due, JobStart* out)
+{
+    Oid types[2] = {TEXTOID, BOOLOID};
+    Datum values[2] = {CStringGetTextDatum(name), BoolGetDatum(only_if_due)};
+
+    SPI_connect_ext(SPI_OPT_NONATOMIC);
+    if (SPI_execute_with_args("SELECT run_id, call_sql, budget_ms FROM warden._job_begin($1, $2)",
+                              2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "warden._job_begin failed");
+    out->run = SPI_processed > 0;
+    if (out->run) {
+        HeapTuple tuple = SPI_tuptable->vals[0];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull;
+        out->run_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+        strlcpy(out->call_sql, SPI_getvalue(tuple, desc, 2), sizeof out->call_sql);
+        out->budget_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+    }
+    SPI_commit();
+    SPI_finish();
+}
+
+static void finish_job(int64 run_id, const char* status, const char* message,
+                       const char* sqlstate)
+{
+    Oid types[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+    Datum values[5] = {Int64GetDatum(run_id), CStringGetTextDatum(status),
+                       Int64GetDatum(reported_rows),
+                       message ? CStringGetTextDatum(message) : (Datum) 0,
+                       sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0};
+    char nulls[6] = {' ', ' ', rows_reported ? ' ' : 'n', message ? ' ' : 'n',
+                     sqlstate ? ' ' : 'n', '\0'};
+
+    SPI_connect_ext(SPI_OPT_NONATOMIC);
+    if (SPI_execute_with_args("SELECT warden._job_finish($1, $2, $3, $4, $5)", 5, types, values,
+                              nulls, false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "warden._job_finish failed");
+    SPI_commit();
+    SPI_finish();
+}
+
+static void run_one_job(const char* name, bool only_if_due, MemoryContext context)
+{
+    JobStart start;
+    begin_job(name, only_if_due, &start);
+    MemoryContextSwitchTo(context);
+    if (!start.run)
+        return;
+
+    // The time budget rides on the statement timeout, which the caller's own
+    // statement_timeout may also be using: remember it and put it back afterwards.
+    bool outer_timeout = get_timeout_active(STATEMENT_TIMEOUT);
+    TimestampTz outer_deadline = outer_timeout ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), start.budget_ms);
+    if (!outer_timeout || deadline < outer_deadline)
+        enable_timeout_at(STATEMENT_TIMEOUT, deadline);
+
+    reported_rows = 0;
+    rows_reported = false;
+    ErrorData* volatile error = NULL;
+    PG_TRY();
+    {
+        SPIExecuteOptions options;
+        memset(&options, 0, sizeof options);
+        options.allow_nonatomic = true;
+        SPI_connect_ext(SPI_OPT_NONATOMIC);
+        EnsurePortalSnapshotExists();
+        if (SPI_execute_extended(start.call_sql, &options) < 0)
+            elog(ERROR, "could not run \"%s\"", start.call_sql);
+        SPI_finish();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        error = CopyErrorData();
+        FlushErrorState();
+        // The abort clears the snapshot stack; the portal must not point into it.
+        if (ActivePortal)
+            ActivePortal->portalSnapshot = NULL;
+        AbortOutOfAnyTransaction();
+        StartTransactionCommand();
+        MemoryContextSwitchTo(context);
+    }
+    PG_END_TRY();
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    // A budget that ran out just as the job returned must not cancel the bookkeeping.
+    if (error == NULL && get_timeout_indicator(STATEMENT_TIMEOUT, true))
+        QueryCancelPending = false;
+
+    if (error == NULL) {
+        finish_job(start.run_id, "succeeded", NULL, NULL);
+    } else {
+        bool over_budget = error->sqlerrcode == ERRCODE_QUERY_CANCELED &&
+                           GetCurrentTimestamp() >= deadline;
+        const char* status = error->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed";
+        char* message = over_budget
+                            ? psprintf("exceeded its time budget of %lld ms and was cancelled",
+                                       (long long) start.budget_ms)
+                        : error->detail ? psprintf("%s (%s)", error->message, error->detail)
+                                        : pstrdup(error->message);
+        finish_job(start.run_id, status, message, unpack_sql_state(error->sqlerrcode));
+        MemoryContextSwitchTo(context);
+        // A cancel that is not the job's budget (pg_cancel_backend, Ctrl-C, the caller's
+        // statement_timeout) is meant for the whole CALL: stop after recording it.
+        if (error->sqlerrcode == ERRCODE_QUERY_CANCELED && !over_budget)
+            ereport(ERROR,
+                    (errcode(ERRCODE_QUERY_CANCELED), errmsg("%s", error->message),
+                     errdetail("Maintenance job \"%s\" was cancelled and recorded as such; "
+                               "no further job ran.", name)));
+        ereport(WARNING,
+                (errcode(error->sqlerrcode),
+                 errmsg("maintenance job \"%s\" %s: %s", name, status, message),
+                 errhint("See warden.job_runs; the job is retried with backoff.")));
+        FreeErrorData(error);
+    }
+    MemoryContextSwitchTo(context);
+    if (outer_timeout)
+        enable_timeout_at(STATEMENT_TIMEOUT, outer_deadline);
+}
+
+WARDEN_FUNCTION(warden_run_job)
+{
+    require_top_level_call(fcinfo, "warden.run_job()");
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("job name must not be null"),
+                        errhint("SELECT name FROM warden.jobs lists the jobs.")));
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("maintenance jobs do not run while the server is in recovery"),
+                        errhint("Run them on the primary; a standby starts after promotion.")));
+    MemoryContext context = CurrentMemoryContext;
+    char* name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    run_one_job(name, false, context);
+    PG_RETURN_VOID();
+}
+
+WARDEN_FUNCTION(warden_run_maintenance)
+{
+    require_top_level_call(fcinfo, "warden.run_maintenance()");
+    if (RecoveryInProgress()) {
+        ereport(NOTICE, (errmsg("server is in recovery; maintenance jobs run only on a primary")));
+        PG_RETURN_VOID();
+    }
+    MemoryContext context = CurrentMemoryContext;
+
+    SPI_connect_ext(SPI_OPT_NONATOMIC);
+    if (SPI_execute("SELECT warden._mark_crashed_runs()", false, 0) != SPI_OK_SELECT ||
+        SPI_execute("SELECT name FROM warden.jobs WHERE enabled AND next_run_at <= now() "
+                    "ORDER BY next_run_at, name",
+                    false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.jobs");
+    uint64 njobs = SPI_processed;
+    char** names = (char**) MemoryContextAlloc(context, sizeof(char*) * (njobs + 1));
+    for (uint64 i = 0; i < njobs; i++)
+        names[i] = MemoryContextStrdup(context, SPI_getvalue(SPI_tuptable->vals[i],
+                                                              SPI_tuptable->tupdesc, 1));
+    SPI_commit();
+    SPI_finish();
+    MemoryContextSwitchTo(context);
+
+    for (uint64 i = 0; i < njobs; i++) {
+        CHECK_FOR_INTERRUPTS();
+        run_one_job(names[i], true, context);
+    }
+    PG_RETURN_VOID();
+}

@@ -1,0 +1,466 @@
+// The migration ledger's SQL functions: apply, rollback, baseline, the non-transactional
+// protocol and repair. Scripts run as the caller in the caller's transaction; ledger rows
+// are written as the ledger's owner (ledger_state.cpp).
+#include "checksum_glue.hpp"
+#include "ledger_glue.hpp"
+#include "ledger.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+#include "bridge.h"
+
+static const char* kChecksumAlgorithm = "sha256-bom-crlf-v1";
+
+static char* text_arg(FunctionCallInfo fcinfo, int n, const char* argname)
+{
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("%s must not be NULL", argname)));
+    return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+static char* checksum_of(const char* script)
+{
+    char* hex = (char*) palloc(65);
+    warden::glue::script_checksum(script, strlen(script), hex);
+    return hex;
+}
+
+static double ms_since(TimestampTz start)
+{
+    return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+static void check_no_session_migration(void)
+{
+    if (ledger_session_migration[0])
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("non-transactional migration %s is still open in this session",
+                        ledger_session_migration),
+                 errhint("Call warden.finish_migration('%s') or warden.fail_migration first.",
+                         ledger_session_migration)));
+}
+
+// The arguments shared by apply_migration and begin_migration, checked.
+struct MigrationArgs {
+    char* version;
+    char* name;
+    char* up_sql;
+    char* down_sql;
+    char* checksum;
+    char* down_checksum;
+    bool allow_out_of_order;
+    bool no_transaction;
+};
+
+static MigrationArgs migration_args(FunctionCallInfo fcinfo)
+{
+    MigrationArgs a;
+    a.version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(a.version, "version");
+    a.name = text_arg(fcinfo, 1, "name");
+    if (a.name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("migration %s has an empty name", a.version)));
+    a.up_sql = text_arg(fcinfo, 2, "up_sql");
+    a.down_sql = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+    a.allow_out_of_order = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+    a.no_transaction = warden::glue::script_no_transaction(
+        a.up_sql, strlen(a.up_sql), psprintf("migration %s (%s)", a.version, a.name));
+    a.checksum = checksum_of(a.up_sql);
+    a.down_checksum = a.down_sql ? checksum_of(a.down_sql) : NULL;
+    return a;
+}
+
+// Decides, under the migration lock, whether a migration runs: false to skip it (applied
+// with the same checksum, or covered by a baseline); errors on a modified or out-of-order
+// migration.
+static bool should_run(const MigrationArgs& a)
+{
+    ledger_check_not_blocked();
+    static const char* sql =
+        "SELECT m.state, m.checksum, m.baseline, m.name, "
+        "  (SELECT max(version_number) FROM warden.migrations WHERE state = 'applied') "
+        "     > $1::numeric AS later_applied, "
+        "  (SELECT max(version) FROM warden.migrations WHERE state = 'applied' "
+        "     AND version_number = (SELECT max(version_number) FROM warden.migrations "
+        "                           WHERE state = 'applied')) AS latest, "
+        "  coalesce((SELECT max(version_number) FROM warden.migrations WHERE baseline) "
+        "     >= $1::numeric, false) AS below_baseline "
+        "FROM (SELECT 1) one LEFT JOIN warden.migrations m ON m.version_number = $1::numeric";
+    const char* args[] = {a.version};
+    int rc = ledger_query(sql, 1, args, false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "could not read warden.migrations");
+    HeapTuple t = SPI_tuptable->vals[0];
+    TupleDesc d = SPI_tuptable->tupdesc;
+    char* state = SPI_getvalue(t, d, 1);
+    char* checksum = SPI_getvalue(t, d, 2);
+    char* baseline = SPI_getvalue(t, d, 3);
+    char* applied_name = SPI_getvalue(t, d, 4);
+    char* later = SPI_getvalue(t, d, 5);
+    char* latest = SPI_getvalue(t, d, 6);
+    char* below_baseline = SPI_getvalue(t, d, 7);
+
+    if (state && strcmp(state, "applied") == 0) {
+        if (strcmp(baseline, "t") == 0 || strcmp(checksum, a.checksum) == 0)
+            return false;
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("migration %s (%s) was applied with a different checksum", a.version,
+                        applied_name),
+                 errdetail("Applied checksum %s, given checksum %s.", checksum, a.checksum),
+                 errhint("An applied migration must not change; add a new migration instead.")));
+    }
+    if (!state && strcmp(below_baseline, "t") == 0)
+        return false;
+    if (later && strcmp(later, "t") == 0 && !a.allow_out_of_order)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("migration %s is older than the latest applied migration %s", a.version,
+                        latest),
+                 errhint("Pass allow_out_of_order => true (warden migrate up "
+                         "--allow-out-of-order) to apply it anyway.")));
+    return true;
+}
+
+static const char* kUpsert =
+    "INSERT INTO warden.migrations AS m (version, name, checksum, checksum_algorithm, down_sql, "
+    "  down_checksum, state, transactional, started_at, applied_at, execution_ms, "
+    "  applied_by_session, applied_by_current, application_name, client_addr, transaction_id, "
+    "  runner_pid, runner_backend_start, error) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::timestamptz, "
+    "  CASE WHEN $7 = 'applied' THEN pg_catalog.clock_timestamp() END, $10::double precision, "
+    "  session_user, $11, pg_catalog.current_setting('application_name'), "
+    "  pg_catalog.inet_client_addr(), pg_catalog.pg_current_xact_id(), $12::integer, "
+    "  CASE WHEN $12 IS NOT NULL THEN (SELECT backend_start FROM pg_catalog.pg_stat_activity "
+    "   WHERE pid = $12::integer) END, NULL) "
+    "ON CONFLICT (version_number) DO UPDATE SET version = excluded.version, name = excluded.name, "
+    "  checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, "
+    "  down_sql = excluded.down_sql, down_checksum = excluded.down_checksum, "
+    "  state = excluded.state, transactional = excluded.transactional, baseline = false, "
+    "  started_at = excluded.started_at, applied_at = excluded.applied_at, "
+    "  execution_ms = excluded.execution_ms, applied_by_session = excluded.applied_by_session, "
+    "  applied_by_current = excluded.applied_by_current, "
+    "  application_name = excluded.application_name, client_addr = excluded.client_addr, "
+    "  transaction_id = excluded.transaction_id, runner_pid = excluded.runner_pid, "
+    "  runner_backend_start = excluded.runner_backend_start, error = NULL";
+
+static void upsert_row(const MigrationArgs& a, const char* state, TimestampTz started,
+                       double execution_ms)
+{
+    char ms[64], pid[16];
+    snprintf(ms, sizeof ms, "%.3f", execution_ms);
+    snprintf(pid, sizeof pid, "%d", MyProcPid);
+    bool running = strcmp(state, "running") == 0;
+    const char* args[] = {a.version, a.name, a.checksum, kChecksumAlgorithm, a.down_sql,
+                          a.down_checksum, state, a.no_transaction ? "false" : "true",
+                          timestamptz_to_str(started), running ? NULL : ms,
+                          GetUserNameFromId(GetUserId(), false), running ? pid : NULL};
+    ledger_write(kUpsert, 12, args);
+}
+
+static char* describe(const char* action, const char* version, const char* name)
+{
+    return psprintf("%s %s (%s)", action, version, name);
+}
+
+WARDEN_FUNCTION(warden_apply_migration)
+{
+    MigrationArgs a = migration_args(fcinfo);
+    if (a.no_transaction)
+        ereport(ERROR,
+                (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                 errmsg("migration %s (%s) is marked \"-- warden:no-transaction\"", a.version,
+                        a.name),
+                 errdetail("Its statements must run outside a transaction block."),
+                 errhint("Use warden migrate up, or warden.begin_migration, the script, then "
+                         "warden.finish_migration (see docs/migrations.md).")));
+    check_no_session_migration();
+    ledger_lock(false);
+
+    SPI_connect();
+    if (!should_run(a)) {
+        SPI_finish();
+        PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+    }
+    TimestampTz started = GetCurrentTimestamp();
+    ledger_script_running = true;
+    ledger_run_script(describe("migration", a.version, a.name), a.up_sql);
+    ledger_script_running = false;
+    double ms = ms_since(started);
+    upsert_row(a, "applied", started, ms);
+    ledger_event("applied", a.version, a.name, a.checksum, ms, NULL);
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("applied"));
+}
+
+WARDEN_FUNCTION(warden_rollback_migration)
+{
+    char* target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+    if (target)
+        ledger_check_version(target, "target version");
+    check_no_session_migration();
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
+    ledger_lock(false);
+
+    SPI_connect();
+    ledger_check_not_blocked();
+    static const char* sql =
+        "SELECT version, name, down_sql, baseline FROM warden.migrations "
+        "WHERE state = 'applied' AND ($1 IS NULL OR version_number > $1::numeric) "
+        "ORDER BY version_number DESC LIMIT CASE WHEN $1 IS NULL THEN 1 END";
+    const char* args[] = {target};
+    int rc = ledger_query(sql, 1, args, false, 0);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    SPITupleTable* rows = SPI_tuptable;
+    uint64 n = SPI_processed;
+
+    // Every down script must exist before the first one runs.
+    StringInfoData missing;
+    initStringInfo(&missing);
+    for (uint64 i = 0; i < n; i++) {
+        char* version = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+        bool no_down = SPI_getvalue(rows->vals[i], rows->tupdesc, 3) == NULL;
+        bool baseline = strcmp(SPI_getvalue(rows->vals[i], rows->tupdesc, 4), "t") == 0;
+        if (no_down || baseline)
+            appendStringInfo(&missing, "%s%s%s", missing.len ? ", " : "", version,
+                             baseline ? " (baseline)" : "");
+    }
+    if (missing.len)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("cannot roll back: no down script for %s", missing.data),
+                        errdetail("Nothing was rolled back.")));
+
+    for (uint64 i = 0; i < n; i++) {
+        char* version = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+        char* name = SPI_getvalue(rows->vals[i], rows->tupdesc, 2);
+        char* down_sql = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+        TimestampTz started = GetCurrentTimestamp();
+        ledger_script_running = true;
+        ledger_run_script(describe("rollback of migration", version, name), down_sql);
+        ledger_script_running = false;
+        double ms = ms_since(started);
+        const char* args[] = {version};
+        ledger_write("UPDATE warden.migrations SET state = 'rolled_back', "
+                     "applied_at = NULL, execution_ms = NULL WHERE version = $1",
+                     1, args);
+        ledger_event("rolled_back", version, name, checksum_of(down_sql), ms, NULL);
+        Datum out[1] = {CStringGetTextDatum(version)};
+        bool out_nulls[1] = {false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
+    }
+    SPI_finish();
+    return (Datum) 0;
+}
+
+WARDEN_FUNCTION(warden_baseline_migrations)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(version, "version");
+    char* name = text_arg(fcinfo, 1, "name");
+    check_no_session_migration();
+    ledger_lock(false);
+
+    SPI_connect();
+    if (SPI_execute("SELECT 1 FROM warden.migrations WHERE state <> 'rolled_back' LIMIT 1",
+                    false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    if (SPI_processed > 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("cannot baseline: the ledger already has migrations"),
+                 errhint("A baseline adopts an existing database before its first migration.")));
+    const char* args[] = {version, name, GetUserNameFromId(GetUserId(), false)};
+    ledger_write(
+        "INSERT INTO warden.migrations AS m (version, name, state, baseline, started_at, "
+        "  applied_at, execution_ms, applied_by_session, applied_by_current, application_name, "
+        "  client_addr, transaction_id) "
+        "VALUES ($1, $2, 'applied', true, pg_catalog.clock_timestamp(), "
+        "  pg_catalog.clock_timestamp(), 0, session_user, $3, "
+        "  pg_catalog.current_setting('application_name'), pg_catalog.inet_client_addr(), "
+        "  pg_catalog.pg_current_xact_id()) "
+        "ON CONFLICT (version_number) DO UPDATE SET version = excluded.version, "
+        "  name = excluded.name, state = 'applied', baseline = true, checksum = NULL, "
+        "  down_sql = NULL, down_checksum = NULL, applied_at = excluded.applied_at",
+        3, args);
+    ledger_event("baseline", version, name, NULL, -1, NULL);
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text(version));
+}
+
+WARDEN_FUNCTION(warden_begin_migration)
+{
+    MigrationArgs a = migration_args(fcinfo);
+    if (IsTransactionBlock())
+        ereport(ERROR,
+                (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                 errmsg("warden.begin_migration must run outside a transaction block"),
+                 errdetail("The 'running' row must be committed before the script runs.")));
+    check_no_session_migration();
+    // The transaction lock makes the checks safe; the session lock, taken last (nothing can
+    // fail after it), keeps other migrations out until finish or fail, or until this
+    // session ends.
+    ledger_lock(false);
+    SPI_connect();
+    if (!should_run(a)) {
+        SPI_finish();
+        PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+    }
+    a.no_transaction = true;
+    upsert_row(a, "running", GetCurrentTimestamp(), 0);
+    ledger_event("started", a.version, a.name, a.checksum, -1, NULL);
+    SPI_finish();
+    ledger_lock(true);
+    strlcpy(ledger_session_migration, a.version, sizeof ledger_session_migration);
+    PG_RETURN_TEXT_P(cstring_to_text("started"));
+}
+
+static void check_open_migration(const char* version)
+{
+    if (strcmp(ledger_session_migration, version) != 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("migration %s was not begun in this session", version),
+                 ledger_session_migration[0]
+                     ? errdetail("This session has begun migration %s.", ledger_session_migration)
+                     : errdetail("This session has no open non-transactional migration.")));
+}
+
+// Closes this session's non-transactional migration as applied or failed.
+static void close_migration(const char* version, const char* state, const char* error)
+{
+    check_open_migration(version);
+    SPI_connect();
+    char* invalid = strcmp(state, "failed") == 0 ? ledger_invalid_indexes_json() : NULL;
+    const char* args[] = {version, state, error};
+    ledger_write("UPDATE warden.migrations SET state = $2, error = $3, runner_pid = NULL, "
+                 "  runner_backend_start = NULL, "
+                 "  applied_at = CASE WHEN $2 = 'applied' THEN pg_catalog.clock_timestamp() END, "
+                 "  execution_ms = extract(epoch FROM pg_catalog.clock_timestamp() - started_at) "
+                 "                 * 1000 "
+                 "WHERE version = $1 RETURNING name, checksum, execution_ms",
+                 3, args);
+    if (SPI_processed != 1)
+        elog(ERROR, "migration %s has no ledger row", version);
+    char* name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    char* checksum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+    double ms = atof(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+    char* detail = NULL;
+    if (invalid) {
+        Oid types[2] = {TEXTOID, TEXTOID};
+        Datum values[2] = {CStringGetTextDatum(error ? error : ""), CStringGetTextDatum(invalid)};
+        SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1, "
+                              "'invalid_indexes', $2::jsonb)::text",
+                              2, types, values, NULL, false, 1);
+        detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        if (strcmp(invalid, "[]") != 0)
+            ereport(WARNING,
+                    (errmsg("migration %s left invalid indexes behind: %s", version, invalid),
+                     errhint("Drop them (DROP INDEX CONCURRENTLY) before retrying.")));
+    }
+    ledger_event(state, version, name, checksum, ms, detail);
+    SPI_finish();
+    ledger_unlock_session();
+    ledger_session_migration[0] = '\0';
+}
+
+WARDEN_FUNCTION(warden_finish_migration)
+{
+    char* version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    close_migration(version, "applied", NULL);
+    PG_RETURN_TEXT_P(cstring_to_text("applied"));
+}
+
+WARDEN_FUNCTION(warden_fail_migration)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    char* error = PG_ARGISNULL(1) ? pstrdup("unknown error") : text_to_cstring(PG_GETARG_TEXT_PP(1));
+    close_migration(version, "failed", error);
+    PG_RETURN_TEXT_P(cstring_to_text("failed"));
+}
+
+WARDEN_FUNCTION(warden_repair_migration)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(version, "version");
+    char* resolution = text_arg(fcinfo, 1, "resolution");
+    if (strcmp(resolution, "retry") != 0 && strcmp(resolution, "applied") != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("unknown resolution \"%s\"", resolution),
+                        errhint("Use 'retry' (run it again) or 'applied' (it was completed "
+                                "by hand).")));
+    check_no_session_migration();
+    // A runner still at work holds the session lock, so this waits for it or times out.
+    ledger_lock(false);
+
+    SPI_connect();
+    Oid types[1] = {TEXTOID};
+    Datum values[1] = {CStringGetTextDatum(version)};
+    if (SPI_execute_with_args("SELECT name, state, checksum FROM warden.migrations "
+                              "WHERE version_number = $1::numeric",
+                              1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    if (SPI_processed == 0)
+        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+                        errmsg("migration %s is not in the ledger", version)));
+    char* name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    char* state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+    char* checksum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+    if (strcmp(state, "failed") != 0 && strcmp(state, "running") != 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("migration %s (%s) needs no repair", version, name),
+                 errdetail("Its state is %s; only failed or interrupted migrations are repaired.",
+                           state)));
+    char* invalid = ledger_invalid_indexes_json();
+    const char* new_state = strcmp(resolution, "retry") == 0 ? "rolled_back" : "applied";
+    const char* args[] = {version, new_state};
+    ledger_write("UPDATE warden.migrations SET state = $2, runner_pid = NULL, "
+                 "  runner_backend_start = NULL, "
+                 "  applied_at = CASE WHEN $2 = 'applied' THEN pg_catalog.clock_timestamp() END "
+                 "WHERE version_number = $1::numeric",
+                 2, args);
+    Oid dtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+    Datum dvalues[3] = {CStringGetTextDatum(resolution), CStringGetTextDatum(state),
+                        CStringGetTextDatum(invalid)};
+    SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('resolution', $1, "
+                          "'previous_state', $2, 'invalid_indexes', $3::jsonb)::text",
+                          3, dtypes, dvalues, NULL, false, 1);
+    char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    ledger_event("repaired", version, name, checksum, -1, detail);
+    if (strcmp(invalid, "[]") != 0)
+        ereport(WARNING, (errmsg("invalid indexes remain: %s", invalid),
+                          errhint("A failed CREATE INDEX CONCURRENTLY leaves its index invalid; "
+                                  "drop it before the migration runs again.")));
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text(strcmp(new_state, "applied") == 0 ? "applied" : "pending"));
+}
+
+WARDEN_FUNCTION(warden_record_migration_failure)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(version, "version");
+    char* name = text_arg(fcinfo, 1, "name");
+    char* error = text_arg(fcinfo, 2, "error");
+    SPI_connect();
+    Oid types[1] = {TEXTOID};
+    Datum values[1] = {CStringGetTextDatum(error)};
+    SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1)::text", 1, types,
+                          values, NULL, false, 1);
+    char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    ledger_event("failed", version, name, NULL, -1, detail);
+    SPI_finish();
+    PG_RETURN_VOID();
+}

@@ -1,0 +1,306 @@
+// The ledger's backend state: settings, the migration lock, writes to the protected
+// tables, and the guard trigger that refuses every other write.
+#include "ledger.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+}
+
+#include "bridge.h"
+
+int warden_migration_lock_timeout = 60000;
+bool warden_record_drift_setting = true;
+bool ledger_script_running = false;
+char ledger_session_migration[64] = "";
+
+// Set only around ledger_write's statement; the guard trigger checks it.
+static bool ledger_writing = false;
+
+// "wardenLG": the advisory lock key of the migration lock, per database.
+static const int64 kLedgerLockKey = INT64CONST(0x77617264656e4c47);
+
+static void ledger_xact_callback(XactEvent event, void* arg)
+{
+    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+        event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
+        ledger_script_running = false;
+        ledger_writing = false;
+    }
+}
+
+static void ledger_subxact_callback(SubXactEvent event, SubTransactionId my_subid,
+                                    SubTransactionId parent_subid, void* arg)
+{
+    if (event == SUBXACT_EVENT_ABORT_SUB) {
+        ledger_script_running = false;
+        ledger_writing = false;
+    }
+}
+
+void warden_ledger_init(void)
+{
+    DefineCustomIntVariable(
+        "warden.migration_lock_timeout",
+        "How long a migration waits for another one to finish before giving up.",
+        "0 waits forever. The error names the process holding the migration lock.",
+        &warden_migration_lock_timeout, 60000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL,
+        NULL);
+    DefineCustomBoolVariable(
+        "warden.record_drift",
+        "Records DDL run outside migrations in warden.migration_events.",
+        NULL, &warden_record_drift_setting, true, PGC_SUSET, 0, NULL, NULL, NULL);
+    RegisterXactCallback(ledger_xact_callback, NULL);
+    RegisterSubXactCallback(ledger_subxact_callback, NULL);
+}
+
+// "pid 123 (application \"psql\")" for whoever holds the migration lock, or NULL.
+static char* ledger_lock_holder(void)
+{
+    static const char* sql =
+        "SELECT l.pid, coalesce(a.application_name, '') FROM pg_catalog.pg_locks l "
+        "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+        "                  WHERE datname = pg_catalog.current_database()) "
+        "AND l.classid = $1::oid AND l.objid = $2::oid AND l.pid <> pg_catalog.pg_backend_pid() "
+        "LIMIT 1";
+    char classid[16], objid[16];
+    snprintf(classid, sizeof classid, "%u", (uint32) (kLedgerLockKey >> 32));
+    snprintf(objid, sizeof objid, "%u", (uint32) (kLedgerLockKey & 0xffffffff));
+    const char* args[] = {classid, objid};
+    MemoryContext caller = CurrentMemoryContext;
+    char* holder = NULL;
+
+    SPI_connect();
+    if (ledger_query(sql, 2, args, false, 1) == SPI_OK_SELECT && SPI_processed == 1) {
+        char* pid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        char* app = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+        MemoryContext spi = MemoryContextSwitchTo(caller);
+        holder = psprintf("process %s (application \"%s\")", pid, app);
+        MemoryContextSwitchTo(spi);
+    }
+    SPI_finish();
+    return holder;
+}
+
+void ledger_lock(bool session_level)
+{
+    Datum key = Int64GetDatum(kLedgerLockKey);
+    bool got = session_level
+                   ? DatumGetBool(DirectFunctionCall1(pg_try_advisory_lock_int8, key))
+                   : DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, key));
+    if (got)
+        return;
+
+    // Named before waiting: once the wait has failed, the transaction can only abort.
+    char* volatile holder = ledger_lock_holder();
+    volatile int timeout = warden_migration_lock_timeout;
+    char setting[32];
+    snprintf(setting, sizeof setting, "%d", timeout);
+
+    // The wait uses the server's lock_timeout, set for this call only (as a function's
+    // SET clause would) so that the caller's own lock_timeout is untouched.
+    int nest_level = NewGUCNestLevel();
+    (void) set_config_option("lock_timeout", setting, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                             true, 0, false);
+    MemoryContext context = CurrentMemoryContext;
+    PG_TRY();
+    {
+        if (session_level)
+            DirectFunctionCall1(pg_advisory_lock_int8, key);
+        else
+            DirectFunctionCall1(pg_advisory_xact_lock_int8, key);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        ErrorData* edata = CopyErrorData();
+        if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+            PG_RE_THROW();
+        FlushErrorState();
+        ereport(ERROR,
+                (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+                 errmsg("another migration holds the migration lock; gave up after %d ms",
+                        timeout),
+                 holder ? errdetail("The lock is held by %s.", holder)
+                        : errdetail("The holder finished while this session waited."),
+                 errhint("Wait for it to finish, or raise warden.migration_lock_timeout.")));
+    }
+    PG_END_TRY();
+    AtEOXact_GUC(true, nest_level);
+}
+
+void ledger_unlock_session(void)
+{
+    DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(kLedgerLockKey));
+}
+
+static Oid ledger_owner(void)
+{
+    Oid nsp = get_namespace_oid("warden", false);
+    Oid rel = get_relname_relid("migrations", nsp);
+    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tuple))
+        elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+    ReleaseSysCache(tuple);
+    return owner;
+}
+
+int ledger_query(const char* sql, int nargs, const char* const* args, bool read_only, long count)
+{
+    static struct {
+        const char* sql;
+        SPIPlanPtr plan;
+    } cache[32];
+    static int cached = 0;
+
+    SPIPlanPtr plan = NULL;
+    for (int i = 0; i < cached && plan == NULL; i++)
+        if (cache[i].sql == sql)
+            plan = cache[i].plan;
+    if (plan == NULL) {
+        Oid types[16];
+        Assert(nargs <= 16);
+        for (int i = 0; i < nargs; i++)
+            types[i] = TEXTOID;
+        // Custom plans: the ledger grows from nothing to thousands of rows within one
+        // session, and a generic plan made when it was small would keep scanning it.
+        plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+        if (plan == NULL)
+            elog(ERROR, "could not prepare a ledger query: %s", SPI_result_code_string(SPI_result));
+        if (cached < (int) lengthof(cache)) {
+            SPI_keepplan(plan);
+            cache[cached].sql = sql;
+            cache[cached].plan = plan;
+            cached++;
+        }
+    }
+    Datum values[16];
+    char nulls[16];
+    for (int i = 0; i < nargs; i++) {
+        values[i] = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
+        nulls[i] = args[i] ? ' ' : 'n';
+    }
+    return SPI_execute_plan(plan, values, nulls, read_only, count);
+}
+
+void ledger_write(const char* sql, int nargs, const char* const* args)
+{
+    // Like a SECURITY DEFINER function: the caller's transaction, the owner's rights.
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(ledger_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    ledger_writing = true;
+    int rc = ledger_query(sql, nargs, args, false, 0);
+    ledger_writing = false;
+    SetUserIdAndSecContext(saved_user, saved_context);
+    if (rc < 0)
+        elog(ERROR, "ledger write failed: %s", SPI_result_code_string(rc));
+}
+
+void ledger_event(const char* event, const char* version, const char* name,
+                  const char* checksum, double execution_ms, const char* detail_json)
+{
+    char ms[64];
+    if (execution_ms >= 0)
+        snprintf(ms, sizeof ms, "%.3f", execution_ms);
+    const char* args[] = {event, version, name, checksum, execution_ms >= 0 ? ms : NULL,
+                          detail_json, GetUserNameFromId(GetUserId(), false)};
+    ledger_write("INSERT INTO warden.migration_events (event, version, name, checksum, "
+                 "execution_ms, detail, current_user_name) "
+                 "VALUES ($1, $2, $3, $4, $5::double precision, $6::jsonb, $7)",
+                 7, args);
+}
+
+char* ledger_invalid_indexes_json(void)
+{
+    static const char* sql =
+        "SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text FROM warden.invalid_indexes() i";
+    int rc = ledger_query(sql, 0, NULL, false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "could not list invalid indexes");
+    return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+void ledger_check_not_blocked(void)
+{
+    static const char* sql =
+        "SELECT version, name, state, coalesce(error, ''), "
+        "(SELECT coalesce(string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
+        "FROM warden.migrations WHERE state IN ('running', 'failed') "
+        "ORDER BY version_number LIMIT 1";
+    int rc = ledger_query(sql, 0, NULL, false, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    if (SPI_processed == 0)
+        return;
+    HeapTuple t = SPI_tuptable->vals[0];
+    TupleDesc d = SPI_tuptable->tupdesc;
+    char* version = SPI_getvalue(t, d, 1);
+    char* name = SPI_getvalue(t, d, 2);
+    char* state = SPI_getvalue(t, d, 3);
+    char* error = SPI_getvalue(t, d, 4);
+    char* invalid = SPI_getvalue(t, d, 5);
+    bool failed = strcmp(state, "failed") == 0;
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("migration %s (%s) %s; no migration can run until it is repaired", version,
+                    name, failed ? "failed" : "was interrupted"),
+             errdetail("%s%s%s%s", failed ? "Error: " : "It ran outside a transaction and did not finish.",
+                       failed ? error : "", invalid[0] ? " Invalid indexes left behind: " : "",
+                       invalid),
+             errhint("Complete or undo it by hand, then SELECT warden.repair_migration('%s', "
+                     "'retry') or 'applied' (warden migrate repair %s).",
+                     version, version)));
+}
+
+void ledger_check_version(const char* version, const char* argname)
+{
+    bool ok = version[0] != '\0' && strlen(version) < sizeof ledger_session_migration;
+    for (const char* p = version; *p; p++)
+        ok = ok && *p >= '0' && *p <= '9';
+    if (!ok)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid migration %s \"%s\"", argname, version),
+                        errdetail("Versions are digits, compared as numbers (at most 63).")));
+}
+
+// Refuses every write to the ledger tables that does not come from ledger_write, and
+// every UPDATE or DELETE of the event log.
+WARDEN_FUNCTION(warden_ledger_guard)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("warden._ledger_guard() must be called as a trigger")));
+    TriggerData* trigger = (TriggerData*) fcinfo->context;
+    const char* table = RelationGetRelationName(trigger->tg_relation);
+    bool is_events = strcmp(table, "migration_events") == 0;
+    bool allowed = ledger_writing && !TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event) &&
+                   (!is_events || TRIGGER_FIRED_BY_INSERT(trigger->tg_event));
+    if (!allowed)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("warden.%s is changed only by pg_warden's migration functions", table),
+                 is_events ? errdetail("The migration event log is append-only.") : 0,
+                 errhint("Use warden.apply_migration, warden.rollback_migration, "
+                         "warden.repair_migration or warden migrate.")));
+    if (TRIGGER_FIRED_BY_DELETE(trigger->tg_event))
+        return PointerGetDatum(trigger->tg_trigtuple);
+    if (TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
+        return PointerGetDatum(trigger->tg_newtuple);
+    return PointerGetDatum(trigger->tg_trigtuple);
+}
