@@ -15,7 +15,7 @@ FROM warden.health_check();
 -- 'component not installed' (not applicable, not a failure) otherwise.
 SELECT e.check_name,
        (e.detail = 'component not installed') = (to_regclass(t.tbl) IS NULL) AS consistent,
-       e.applicable = (to_regclass(t.tbl) IS NOT NULL) AS applicable_iff_installed
+       e.applicable OR e.status = 'unknown' AS applicable_or_unknown
 FROM warden._health_evaluate() e
 JOIN (VALUES ('migrations_running', 'warden.migrations'), ('migrations_failed', 'warden.migrations'),
              ('migration_drift', 'warden.migration_events'), ('sessions_active', 'warden.expiry_policies'),

@@ -587,20 +587,25 @@ BEGIN
         RETURN QUERY SELECT c, NULL::numeric, 'component not installed', false
         FROM unnest(ARRAY['audit_partitions_ahead', 'audit_retention_lag']) c;
     ELSE
-        -- Partitions whose range starts after now: ready for the intervals to come.
-        RETURN QUERY
-        SELECT 'audit_partitions_ahead',
-               count(*) FILTER (WHERE b.lo > now())::numeric,
-               format('%s partitions, the last one ends %s', count(b.lo),
-                      coalesce(to_char(max(b.hi), 'YYYY-MM-DD HH24:MI TZ'), 'never')),
-               true
-        FROM pg_inherits i
-        JOIN pg_class c ON c.oid = i.inhrelid
-        LEFT JOIN LATERAL (
-            SELECT m[1]::timestamptz AS lo, m[2]::timestamptz AS hi
-            FROM regexp_match(pg_get_expr(c.relpartbound, c.oid),
-                              $re$FROM \('([^']+)'\) TO \('([^']+)'\)$re$) m) b ON true
-        WHERE i.inhparent = 'warden.audit_log'::regclass;
+        -- Partitions whose range starts after now: ready for the intervals to come. With
+        -- no table under audit nothing is written, and no partition is needed.
+        IF NOT EXISTS (SELECT FROM warden.audit_tables t WHERE t.enabled) THEN
+            RETURN QUERY SELECT 'audit_partitions_ahead', NULL::numeric, 'no table under audit', false;
+        ELSE
+            RETURN QUERY
+            SELECT 'audit_partitions_ahead',
+                   count(*) FILTER (WHERE b.lo > now())::numeric,
+                   format('%s partitions, the last one ends %s', count(b.lo),
+                          coalesce(to_char(max(b.hi), 'YYYY-MM-DD HH24:MI TZ'), 'never')),
+                   true
+            FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid
+            LEFT JOIN LATERAL (
+                SELECT m[1]::timestamptz AS lo, m[2]::timestamptz AS hi
+                FROM regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                  $re$FROM \('([^']+)'\) TO \('([^']+)'\)$re$) m) b ON true
+            WHERE i.inhparent = 'warden.audit_log'::regclass;
+        END IF;
         -- Rows older than the longest retention in force are overdue for cleanup.
         RETURN QUERY
         WITH r AS (
@@ -609,9 +614,9 @@ BEGIN
         ), o AS (SELECT min(a.logged_at) AS oldest FROM warden.audit_log a)
         SELECT 'audit_retention_lag',
                greatest(round(extract(epoch FROM now() - o.oldest - r.keep) / 86400, 1), 0),
-               coalesce(format('oldest row %s, retention %s',
-                               to_char(o.oldest, 'YYYY-MM-DD HH24:MI TZ'), r.keep),
-                        'no audit rows'),
+               CASE WHEN o.oldest IS NULL THEN 'no audit rows'
+                    ELSE format('oldest row %s, retention %s',
+                                to_char(o.oldest, 'YYYY-MM-DD HH24:MI TZ'), r.keep) END,
                true
         FROM r, o;
     END IF;
@@ -628,16 +633,24 @@ BEGIN
                true
         FROM warden.job_runs r
         WHERE r.status IN ('failed', 'crashed') AND r.started_at > now() - interval '24 hours';
+        -- Minutes since a job run last finished; before the first run, how long the
+        -- earliest enabled job has been due, so that a worker that never starts shows.
         RETURN QUERY
+        WITH last AS (SELECT max(r.finished_at) AS at FROM warden.job_runs r),
+             due AS (SELECT min(j.next_run_at) AS at,
+                            count(*) FILTER (WHERE j.next_run_at < now() - j.schedule) AS overdue
+                     FROM warden.jobs j WHERE j.enabled)
         SELECT 'jobs_last_run',
-               round(extract(epoch FROM now() - max(r.finished_at)) / 60, 1),
-               coalesce(format('last run finished %s; %s enabled jobs overdue',
-                               to_char(max(r.finished_at), 'YYYY-MM-DD HH24:MI:SS TZ'),
-                               (SELECT count(*) FROM warden.jobs j
-                                WHERE j.enabled AND j.next_run_at < now() - j.schedule)),
-                        'no job has run yet'),
+               greatest(round(extract(epoch FROM now() - coalesce(last.at, due.at, now())) / 60, 1), 0),
+               CASE WHEN last.at IS NOT NULL
+                    THEN format('last run finished %s; %s enabled jobs overdue',
+                                to_char(last.at, 'YYYY-MM-DD HH24:MI:SS TZ'), due.overdue)
+                    WHEN due.at IS NOT NULL
+                    THEN format('no job has run yet; the first was due %s',
+                                to_char(due.at, 'YYYY-MM-DD HH24:MI:SS TZ'))
+                    ELSE 'no enabled job' END,
                true
-        FROM warden.job_runs r WHERE r.finished_at IS NOT NULL;
+        FROM last, due;
     END IF;
 
     IF to_regclass('warden.backups') IS NULL THEN
