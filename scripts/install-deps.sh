@@ -19,7 +19,7 @@ PACKAGES=(
 
 # Tools only the benchmarks compare against (make bench passes --bench).
 BENCH_PACKAGES=(
-  hyperfine nodejs
+  hyperfine nodejs pgbackrest
   # bench/health.sh: the check_postgres anchor
   check-postgres
 )

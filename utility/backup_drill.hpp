@@ -1,0 +1,29 @@
+// Restore drills: a backup is only as good as the last time it was restored.
+#pragma once
+
+#include <string>
+
+#include "backup_catalog.hpp"
+
+namespace warden {
+
+struct DrillOptions {
+    std::string conninfo;  // logical: the server to create the scratch database on
+    std::string scratch;   // physical: where the scratch cluster goes ("" = a temp folder)
+    bool quiet = false;
+};
+
+struct DrillReport {
+    bool ok = false;
+    double restore_seconds = 0;  // restore until the copy accepts connections
+    double check_seconds = 0;
+    std::string detail;
+};
+
+// Physical: restore into a scratch cluster on a private socket, start it, run
+// pg_amcheck --heapallindexed on every database, stop it and remove it.
+// Logical: restore into a scratch database and compare row counts, then drop it.
+// The measured time to restore and the outcome are written to backup.json.
+DrillReport drill_backup(const std::string& root, BackupInfo info, const DrillOptions& opts);
+
+}  // namespace warden

@@ -1,0 +1,217 @@
+#include "backup_logical.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "backup_common.hpp"
+#include "connection.hpp"
+#include "error.hpp"
+#include "process.hpp"
+#include "version.hpp"
+
+namespace fs = std::filesystem;
+
+namespace warden {
+
+namespace {
+
+// Ordinary tables of the database, extension members left out (CREATE EXTENSION
+// recreates those with contents of its own). Names come quoted by the server.
+constexpr const char* kTablesQuery = R"(
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+ORDER BY 1)";
+
+std::map<std::string, std::int64_t> count_rows(Connection& conn)
+{
+    std::map<std::string, std::int64_t> counts;
+    auto tables = conn.exec(kTablesQuery);
+    for (int i = 0; i < PQntuples(tables.get()); ++i) {
+        std::string name = PQgetvalue(tables.get(), i, 0);
+        auto res = conn.exec("SELECT count(*) FROM " + name);
+        counts[name] = std::stoll(PQgetvalue(res.get(), 0, 0));
+    }
+    return counts;
+}
+
+int default_jobs(int jobs)
+{
+    return jobs > 0 ? jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+std::map<std::string, std::string> password_env(const std::string& password)
+{
+    if (password.empty())
+        return {};
+    return {{"PGPASSWORD", password}};
+}
+
+std::string single_value(Connection& conn, const std::string& sql)
+{
+    auto res = conn.exec(sql);
+    return PQntuples(res.get()) > 0 && !PQgetisnull(res.get(), 0, 0) ? PQgetvalue(res.get(), 0, 0) : "";
+}
+
+}  // namespace
+
+BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
+{
+    install_interrupt_handlers();
+    if (opts.compression == Compression::zstd)
+        throw Error(sqlstate::invalid_parameter_value, "logical backups support --compress gzip or none", {},
+                    "pg_dump 15 compresses the directory format with gzip only.");
+    double t0 = monotonic_seconds();
+    BackupInfo info;
+    info.kind = "logical";
+    info.database = opts.database;
+    info.label = opts.label;
+    info.compression = compression_name(opts.compression);
+    info.compression_level = opts.compression == Compression::none ? 0 : opts.level;
+    info.warden_version = kVersion;
+    info.started_at = now_iso8601();
+
+    std::string password;
+    std::string dump_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, &password);
+    std::string own_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, nullptr);
+    Connection conn(own_conninfo, false, "warden backup");
+    info.conninfo = describe_connection(conn.get());
+    info.server_version_num = PQserverVersion(conn.get());
+    info.server_version = PQparameterStatus(conn.get(), "server_version");
+    info.ledger_version = ledger_version(conn);
+
+    // The snapshot pg_dump will use is this transaction's: the row counts below are
+    // exactly what the dump contains.
+    conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    std::string snapshot = single_value(conn, "SELECT pg_catalog.pg_export_snapshot()");
+    info.start_lsn = info.stop_lsn = single_value(
+        conn, "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
+              "ELSE pg_catalog.pg_current_wal_lsn() END");
+    try {
+        auto sys = conn.exec("SELECT system_identifier::text, "
+                             "(SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()) "
+                             "FROM pg_catalog.pg_control_system()");
+        info.system_identifier = PQgetvalue(sys.get(), 0, 0);
+        info.timeline = static_cast<std::uint32_t>(std::stoul(PQgetvalue(sys.get(), 0, 1)));
+    } catch (const Error&) {
+        throw Error("42501", "cannot read the system identifier of the server", {},
+                    "The backup role needs EXECUTE on pg_control_system() (granted to pg_monitor members "
+                    "by superusers).");
+    }
+    info.original_bytes = std::stoull(single_value(conn, "SELECT pg_catalog.pg_database_size(current_database())"));
+
+    BackupFolder folder = start_backup_folder(opts.dir);
+    info.id = folder.id;
+    if (info.label.empty())
+        info.label = "warden " + info.id;
+    try {
+        auto env = password_env(password);
+        std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),
+                                         "--snapshot", snapshot, "-Z", std::to_string(info.compression_level),
+                                         "-f", folder.partial + "/dump", "-d", dump_conninfo};
+        // pg_dump reads through its own connections; this one counts rows in the same
+        // snapshot meanwhile, so the counts cost no extra wall time.
+        {
+            RunningProcess pg_dump(dump, env);
+            info.row_counts = count_rows(conn);
+            pg_dump.wait_checked();
+        }
+        throw_if_interrupted();
+        std::vector<std::string> globals = {"pg_dumpall", "--globals-only", "-f", folder.partial + "/globals.sql",
+                                            "-d", dump_conninfo};
+        // Without superuser rights pg_authid is closed: save the roles without passwords.
+        if (run_process(globals, env).exit_code != 0) {
+            globals.push_back("--no-role-passwords");
+            run_checked(globals, env);
+        }
+        conn.exec("COMMIT");
+
+        std::vector<std::string> names;
+        for (const auto& e : fs::recursive_directory_iterator(folder.partial))
+            if (e.is_regular_file() && e.path().filename() != "owner.pid")
+                names.push_back(fs::relative(e.path(), folder.partial).string());
+        std::sort(names.begin(), names.end());
+        for (const auto& name : names) {
+            std::string path = folder.partial + "/" + name;
+            fsync_file(path);
+            std::uint64_t size = fs::file_size(path);
+            info.files.push_back({name, size, file_sha256(path)});
+            info.stored_bytes += size;
+        }
+        fsync_dir(folder.partial + "/dump");
+    } catch (...) {
+        discard_backup_folder(folder);
+        throw;
+    }
+    info.finished_at = now_iso8601();
+    info.backup_seconds = seconds_since(t0);
+    publish_backup_folder(folder, info);
+    return info;
+}
+
+void verify_logical_backup(const std::string& backup_path, const BackupInfo& info, bool)
+{
+    check_stored_files(backup_path, info);
+    // pg_restore --list reads only the table of contents; writing the whole script to
+    // /dev/null decompresses and parses every data file.
+    try {
+        run_checked({"pg_restore", "-f", "/dev/null", backup_path + "/dump"});
+    } catch (const Error& e) {
+        throw Error("XX001", std::string("dump: ") + e.what(), e.detail());
+    }
+}
+
+LogicalRestoreReport restore_logical_backup(const std::string& backup_path, const BackupInfo& info,
+                                            const LogicalRestoreOptions& opts)
+{
+    if (opts.database.empty())
+        throw Error(sqlstate::invalid_parameter_value, "--database is required for a logical backup");
+    check_stored_files(backup_path, info);
+    std::string password;
+    std::string target = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, &password);
+    std::string own = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, nullptr);
+    std::unique_ptr<Connection> conn;
+    try {
+        conn = std::make_unique<Connection>(own, false, "warden restore");
+    } catch (const Error& e) {
+        throw Error(e.sqlstate(), std::string(e.what()), {},
+                    "The target database must exist: createdb " + opts.database);
+    }
+    auto existing = count_rows(*conn);
+    if (!existing.empty() && !opts.clean)
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    "database " + opts.database + " is not empty (" + std::to_string(existing.size()) + " tables)",
+                    {}, "Restore into an empty database, or pass --clean to drop its objects first.");
+
+    std::vector<std::string> argv = {"pg_restore", "-j", std::to_string(default_jobs(opts.jobs)), "--exit-on-error",
+                                     "-d", target};
+    if (opts.clean) {
+        argv.push_back("--clean");
+        argv.push_back("--if-exists");
+    }
+    argv.push_back(backup_path + "/dump");
+    run_checked(argv, password_env(password));
+
+    LogicalRestoreReport report;
+    auto restored = count_rows(*conn);
+    for (const auto& [table, count] : info.row_counts) {
+        auto it = restored.find(table);
+        if (it == restored.end())
+            throw Error("XX001", "table " + table + " is missing after the restore");
+        if (it->second != count)
+            throw Error("XX001", "table " + table + " has " + std::to_string(it->second) + " rows after the restore, " +
+                                     std::to_string(count) + " when backed up");
+        ++report.tables_checked;
+    }
+    return report;
+}
+
+}  // namespace warden
