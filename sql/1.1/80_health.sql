@@ -660,10 +660,10 @@ BEGIN
         RETURN QUERY
         SELECT 'backup_age',
                coalesce(round(extract(epoch FROM now() - b.finished_at) / 3600, 1), 'Infinity'),
-               coalesce(format('backup %s taken %s, verified %s', b.id,
-                               to_char(b.finished_at, 'YYYY-MM-DD HH24:MI TZ'),
-                               to_char(b.verified_at, 'YYYY-MM-DD HH24:MI TZ')),
-                        'no verified backup recorded'),
+               CASE WHEN b.id IS NULL THEN 'no verified backup recorded'
+                    ELSE format('backup %s taken %s, verified %s', b.id,
+                                to_char(b.finished_at, 'YYYY-MM-DD HH24:MI TZ'),
+                                to_char(b.verified_at, 'YYYY-MM-DD HH24:MI TZ')) END,
                true
         FROM (SELECT NULL) one
         LEFT JOIN LATERAL (SELECT * FROM warden.backups x WHERE x.status = 'verified'
