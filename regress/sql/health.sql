@@ -88,7 +88,8 @@ SELECT relation, n_live_tup, n_dead_tup, dead_pct, autovacuum_due, autovacuum_en
 FROM warden.health_tables WHERE relation = 'health_dead'::regclass;
 SELECT check_name, status, value, detail FROM warden.health_check()
 WHERE check_name = 'dead_tuples';
-SELECT check_name, status, value FROM warden.health_check() WHERE check_name = 'autovacuum_due';
+SELECT check_name, status, value::int >= 1 AS due FROM warden.health_check()
+WHERE check_name = 'autovacuum_due';
 DROP TABLE health_dead;
 
 -- Views answer on a quiet server: no blocking, no standby, no slot.
@@ -160,7 +161,7 @@ FROM regexp_split_to_table(rtrim(warden.metrics(), E'\n'), E'\n') l;
 CREATE SEQUENCE "odd\se""q
 name";
 SELECT l FROM regexp_split_to_table(warden.metrics(), E'\n') l
-WHERE l LIKE 'warden_sequence_used_ratio{sequence="public.%';
+WHERE l LIKE 'warden_sequence_used_ratio{sequence="public.\\"odd%';
 SELECT warden._prom_labels('a', 'x', 'b', NULL, 'c', 'y') AS labels, warden._prom_labels(VARIADIC '{}'::text[]) AS none;
 DROP SEQUENCE "odd\se""q
 name";
