@@ -2,6 +2,7 @@
 #include "pg_headers.h"
 
 #include "audit.h"
+#include "health_settings.h"
 #include "ledger.h"
 #include "login_settings.h"
 #include "settings.h"
@@ -19,6 +20,7 @@ void _PG_init(void)
     warden_ledger_init();
     warden_worker_init();
     warden_define_login_settings();
+    warden_define_health_settings();
     // Last: reserving the prefix drops any warden.* placeholder not defined above.
     warden_define_settings();
 }

@@ -20,6 +20,8 @@ PACKAGES=(
 # Tools only the benchmarks compare against (make bench passes --bench).
 BENCH_PACKAGES=(
   hyperfine nodejs pgbackrest
+  # bench/health.sh: the check_postgres anchor
+  check-postgres
 )
 # npm packages the benchmarks compare against, installed under build/bench-node.
 BENCH_NPM_PACKAGES=(

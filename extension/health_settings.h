@@ -1,0 +1,6 @@
+// Settings of the health checks (warden.health_*). Defined once, in _PG_init.
+#pragma once
+
+#include "pg_headers.h"
+
+void warden_define_health_settings(void);
