@@ -51,6 +51,10 @@ INSERT INTO warden.health_thresholds
 ('replication_lag_seconds', 'replication', 30,   300,     'above', 's',       'largest replay lag of a connected standby, in time'),
 ('replication_slots',       'replication', 1073741824, 10737418240, 'above', 'bytes', 'most WAL retained by a replication slot'),
 ('inactive_slots',          'replication', 1,    NULL,    'above', 'slots',   'replication slots with no consumer'),
+('wal_receiver_down',       'replication', NULL, 1,       'above', 'receivers', 'warden wal receive is not connected to its slot warden_receiver'),
+('wal_receiver_lag',        'replication', 16777216, 268435456, 'above', 'bytes', 'WAL not yet durable in the warden wal receive folder'),
+('archive_failing',         'replication', 1,    NULL,    'above', 'archivers', 'archive_command (warden wal push) failing since its last success'),
+('archive_lag',             'replication', 67108864, 1073741824, 'above', 'bytes', 'WAL written since the end of the last archived segment'),
 ('migrations_running',      'warden',   5,       15,      'above', 'min',     'longest running migration'),
 ('migrations_failed',       'warden',   NULL,    1,       'above', 'migrations', 'migrations in state failed'),
 ('migration_drift',         'warden',   1,       NULL,    'above', 'statements', 'DDL run outside migrations since the ledger last changed'),
@@ -674,6 +678,64 @@ $$;
 
 -- The generic database checks, in groups; a group that fails reports its checks as
 -- unknown with the error, and the others still run.
+-- WAL archiving (docs/wal.md): the receiver's slot warden_receiver and the archiver.
+-- A check that does not apply (no receiver slot, archive_mode off) is ok and says why.
+CREATE FUNCTION warden._health_wal()
+RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH slot AS (
+    SELECT s.active, s.active_pid,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn) AS retained
+    FROM pg_replication_slots s WHERE s.slot_name = 'warden_receiver'
+), rcv AS (
+    SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn) AS behind, r.sync_state
+    FROM pg_stat_replication r JOIN slot ON r.pid = slot.active_pid
+), arch AS (
+    SELECT a.*, current_setting('archive_mode') <> 'off' AS on,
+           pg_size_bytes(current_setting('wal_segment_size')) AS seg
+    FROM pg_stat_archiver a
+), arch_end AS (
+    -- End of the last archived segment, from its name (timeline, log, segment).
+    SELECT (('x' || substr(a.last_archived_wal, 9, 8))::bit(32)::bigint * (4294967296 / a.seg)
+            + ('x' || substr(a.last_archived_wal, 17, 8))::bit(32)::bigint + 1)::numeric * a.seg AS lsn
+    FROM arch a WHERE a.last_archived_wal ~ '^[0-9A-F]{24}$'
+)
+SELECT 'wal_receiver_down',
+       CASE WHEN EXISTS (SELECT FROM slot WHERE NOT active) THEN 1 ELSE 0 END::numeric,
+       CASE WHEN NOT EXISTS (SELECT FROM slot) THEN 'no warden_receiver slot'
+            WHEN EXISTS (SELECT FROM slot WHERE active) THEN 'receiver connected'
+            ELSE format('receiver not connected; its slot retains %s',
+                        (SELECT pg_size_pretty(retained) FROM slot)) END,
+       EXISTS (SELECT FROM slot)
+UNION ALL
+SELECT 'wal_receiver_lag', coalesce((SELECT behind FROM rcv), 0),
+       coalesce((SELECT format('%s behind (%s)', pg_size_pretty(behind), sync_state) FROM rcv),
+                'no receiver connected'),
+       EXISTS (SELECT FROM rcv)
+UNION ALL
+SELECT 'archive_failing',
+       CASE WHEN a.on AND a.last_failed_time > coalesce(a.last_archived_time, '-infinity')
+            THEN 1 ELSE 0 END::numeric,
+       CASE WHEN NOT a.on THEN 'archive_mode is off'
+            WHEN a.last_failed_time > coalesce(a.last_archived_time, '-infinity')
+            THEN format('%s failing since %s (%s failures in all)', a.last_failed_wal,
+                        a.last_failed_time, a.failed_count)
+            ELSE format('%s archived, %s failed in all', a.archived_count, a.failed_count) END,
+       a.on
+FROM arch a
+UNION ALL
+SELECT 'archive_lag',
+       CASE WHEN a.on THEN greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')
+                                             - (SELECT lsn FROM arch_end), 0), 0) ELSE 0 END,
+       CASE WHEN NOT a.on THEN 'archive_mode is off'
+            WHEN a.last_archived_wal IS NULL THEN 'no segment archived yet'
+            ELSE format('last archived %s at %s', a.last_archived_wal, a.last_archived_time) END,
+       a.on
+FROM arch a
+$$;
+
 CREATE FUNCTION warden._health_measure()
 RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean, facts jsonb)
 LANGUAGE plpgsql STABLE
@@ -898,6 +960,14 @@ BEGIN
         RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
         FROM unnest(ARRAY['replication_lag_bytes', 'replication_lag_seconds',
                           'replication_slots', 'inactive_slots']) n;
+    END;
+
+    BEGIN
+        RETURN QUERY SELECT w.*, NULL::jsonb FROM warden._health_wal() w;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['wal_receiver_down', 'wal_receiver_lag', 'archive_failing',
+                          'archive_lag']) n;
     END;
 
     note := warden._statements_note();
@@ -1256,7 +1326,7 @@ GRANT SELECT ON warden._table_facts, warden._table_health, warden._index_health,
                 warden.health_sequences, warden.health_replication,
                 warden.health_replication_slots, warden.health_rates
       TO warden_monitor, warden_admin;
-GRANT EXECUTE ON FUNCTION warden._health_rates(), warden._health_components(),
+GRANT EXECUTE ON FUNCTION warden._health_rates(), warden._health_components(), warden._health_wal(),
                           warden._health_measure(), warden._health_evaluate(),
                           warden._health_overall(text[], boolean[]),
                           warden._prom_labels(text[]),
