@@ -69,6 +69,9 @@ INSERT INTO health_t VALUES (1, 1), (2, 1);
 CREATE INDEX health_t_a ON health_t (a);
 CREATE INDEX health_t_a_again ON health_t (a);
 CREATE INDEX health_t_a_partial ON health_t (a) WHERE b > 0;
+-- Another access method is not a duplicate; a unique index is the one kept.
+CREATE INDEX health_t_a_hash ON health_t USING hash (a);
+CREATE UNIQUE INDEX health_t_a_unique ON health_t (a);
 CREATE UNIQUE INDEX CONCURRENTLY health_t_b ON health_t (b);
 \echo :LAST_ERROR_SQLSTATE
 SELECT index, relation, invalid, unused, duplicate_of FROM warden.health_indexes
@@ -90,6 +93,9 @@ SELECT check_name, status, value, detail FROM warden.health_check()
 WHERE check_name = 'dead_tuples';
 SELECT check_name, status, value::int >= 1 AS due FROM warden.health_check()
 WHERE check_name = 'autovacuum_due';
+-- A per-table threshold (reloptions) comes before the setting.
+ALTER TABLE health_dead SET (autovacuum_vacuum_threshold = 100000);
+SELECT autovacuum_due FROM warden.health_tables WHERE relation = 'health_dead'::regclass;
 DROP TABLE health_dead;
 
 -- Views answer on a quiet server: no blocking, no standby, no slot.

@@ -199,54 +199,32 @@ AS $$ SELECT pg_catalog.substr(o, pg_catalog.length(name) + 2)
       FROM pg_catalog.unnest(options) o WHERE o LIKE name || '=%' LIMIT 1 $$;
 GRANT EXECUTE ON FUNCTION warden._reloption(text[], text) TO warden_monitor, warden_admin;
 
--- Tables of this database: tuples, vacuum/analyze history, whether autovacuum is due (its
--- own formula: threshold + scale factor * reltuples, per-table reloptions first), cache
--- hit ratio and wraparound age. Straight from pg_class and the pg_stat_get_* functions:
--- pg_stat_user_tables aggregates over pg_index first, which costs on 10,000 tables.
--- No sizes here: pg_relation_size is volatile, so a view holding it computes it for every
--- row whether the caller reads it or not (health_tables adds them).
-CREATE VIEW warden._table_facts AS
-SELECT c.oid AS relid, c.oid::regclass AS relation, n.nspname AS schemaname, c.relname,
-       c.relpages, c.reltuples,
-       pg_catalog.pg_stat_get_live_tuples(c.oid) AS n_live_tup,
-       pg_catalog.pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
-       pg_catalog.pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
-       pg_catalog.pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
-       pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
-       pg_catalog.pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
-       pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
-       pg_catalog.pg_stat_get_blocks_hit(c.oid) AS heap_blks_hit,
-       pg_catalog.pg_stat_get_blocks_fetched(c.oid) - pg_catalog.pg_stat_get_blocks_hit(c.oid) AS heap_blks_read,
-       c.reloptions, c.relfrozenxid, c.relminmxid
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname !~ '^pg_toast';
+-- Tables of this database (outside the system schemas): tuples, vacuum/analyze history,
+-- whether autovacuum is due (its own formula: threshold + scale factor * reltuples,
+-- per-table reloptions first), cache hit ratio and wraparound age. One pass over pg_class
+-- in C (extension/health_relations.cpp): the same in SQL costs a statistics call per
+-- column per row, which adds up on 10,000 tables.
+-- No sizes here: pg_relation_size reads the files, so health_tables adds them and the
+-- report sizes only the rows it shows.
+CREATE FUNCTION warden._table_stats()
+RETURNS TABLE(relid oid, schemaname name, relname name, relkind "char", relpages integer,
+              reltuples real, n_live_tup bigint, n_dead_tup bigint, n_mod_since_analyze bigint,
+              last_vacuum timestamptz, last_autovacuum timestamptz, last_analyze timestamptz,
+              last_autoanalyze timestamptz, heap_blks_hit bigint, heap_blks_read bigint,
+              autovacuum_due boolean, autoanalyze_due boolean, autovacuum_enabled boolean,
+              xid_age integer, mxid_age integer)
+AS 'MODULE_PATHNAME', 'warden_table_stats' LANGUAGE C STABLE ROWS 1000;
 
 CREATE VIEW warden._table_health AS
-SELECT f.relid, f.relation, f.schemaname, f.relname, f.relpages,
-       f.n_live_tup, f.n_dead_tup,
-       round(100.0 * f.n_dead_tup / nullif(f.n_live_tup + f.n_dead_tup, 0), 1) AS dead_pct,
-       f.n_mod_since_analyze,
-       f.last_vacuum, f.last_autovacuum, f.last_analyze, f.last_autoanalyze,
-       f.n_dead_tup > coalesce(warden._reloption(f.reloptions, 'autovacuum_vacuum_threshold')::numeric,
-                               current_setting('autovacuum_vacuum_threshold')::numeric)
-                    + coalesce(warden._reloption(f.reloptions, 'autovacuum_vacuum_scale_factor')::numeric,
-                               current_setting('autovacuum_vacuum_scale_factor')::numeric)
-                      * greatest(f.reltuples, 0) AS autovacuum_due,
-       f.n_mod_since_analyze > coalesce(warden._reloption(f.reloptions, 'autovacuum_analyze_threshold')::numeric,
-                                        current_setting('autovacuum_analyze_threshold')::numeric)
-                             + coalesce(warden._reloption(f.reloptions, 'autovacuum_analyze_scale_factor')::numeric,
-                                        current_setting('autovacuum_analyze_scale_factor')::numeric)
-                               * greatest(f.reltuples, 0) AS autoanalyze_due,
-       coalesce(warden._reloption(f.reloptions, 'autovacuum_enabled')::boolean, true) AS autovacuum_enabled,
-       round(100.0 * f.heap_blks_hit / nullif(f.heap_blks_hit + f.heap_blks_read, 0), 2) AS cache_hit_pct,
-       pg_catalog.age(f.relfrozenxid) AS xid_age,
-       pg_catalog.mxid_age(f.relminmxid) AS mxid_age
--- OFFSET 0 keeps _table_facts a subquery: each statistics function then runs once per
--- table rather than once per expression that mentions its column.
-FROM (SELECT * FROM warden._table_facts OFFSET 0) f;
+SELECT s.relid, s.relid::regclass AS relation, s.schemaname, s.relname, s.relpages,
+       s.n_live_tup, s.n_dead_tup,
+       round(100.0 * s.n_dead_tup / nullif(s.n_live_tup + s.n_dead_tup, 0), 1) AS dead_pct,
+       s.n_mod_since_analyze,
+       s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+       s.autovacuum_due, s.autoanalyze_due, s.autovacuum_enabled,
+       round(100.0 * s.heap_blks_hit / nullif(s.heap_blks_hit + s.heap_blks_read, 0), 2) AS cache_hit_pct,
+       s.xid_age, s.mxid_age
+FROM warden._table_stats() s;
 
 CREATE VIEW warden.health_tables AS
 SELECT h.relation, h.schemaname, h.relname,
@@ -264,38 +242,19 @@ FROM warden._table_health h;
 -- from relpages here; health_indexes adds the exact size and the definition.
 -- System catalogs (OIDs below FirstNormalObjectId, 16384) are left out; TOAST indexes stay,
 -- since an invalid one (a failed REINDEX CONCURRENTLY) is worth knowing about.
+-- One pass over pg_class and pg_index in C, duplicates found by sorting definitions.
+CREATE FUNCTION warden._index_stats()
+RETURNS TABLE(indexrelid oid, indrelid oid, relpages integer, is_unique boolean, is_primary boolean, invalid boolean, unused boolean,
+              duplicate_of oid)
+AS 'MODULE_PATHNAME', 'warden_index_stats' LANGUAGE C STABLE ROWS 1000;
+
 CREATE VIEW warden._index_health AS
-WITH candidates AS (
-    -- Only indexes sharing a table and a first column can be duplicates; comparing full
-    -- definitions of just those keeps this cheap with tens of thousands of indexes.
-    SELECT i.indexrelid,
-           count(*) OVER w AS same_definition,
-           first_value(i.indexrelid) OVER (w ORDER BY i.indisprimary DESC, i.indisunique DESC,
-                                           i.indexrelid) AS kept
-    FROM pg_catalog.pg_index i
-    JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-    WHERE i.indexrelid >= 16384
-      AND (i.indrelid, i.indkey[0]) IN (SELECT j.indrelid, j.indkey[0] FROM pg_catalog.pg_index j
-                                        WHERE j.indexrelid >= 16384
-                                        GROUP BY 1, 2 HAVING count(*) > 1)
-    WINDOW w AS (PARTITION BY i.indrelid, c.relam, i.indkey::text, i.indclass::text,
-                              i.indcollation::text, i.indexprs::text, i.indpred::text)
-)
-SELECT i.indexrelid, i.indexrelid::regclass AS index, i.indrelid::regclass AS relation,
-       (SELECT c.relpages FROM pg_catalog.pg_class c WHERE c.oid = i.indexrelid)::bigint
-           * current_setting('block_size')::bigint AS estimated_bytes,
-       pg_catalog.pg_stat_get_numscans(i.indexrelid) AS idx_scan,
-       i.indisunique AS is_unique,
-       i.indisprimary AS is_primary,
-       NOT i.indisvalid AS invalid,
-       -- Cheap catalog tests first: the statistics lookup runs only for plain indexes.
-       (NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion
-        AND pg_catalog.pg_stat_get_numscans(i.indexrelid) = 0) AS unused,
-       CASE WHEN d.same_definition > 1 AND d.kept <> i.indexrelid
-            THEN d.kept::regclass END AS duplicate_of
-FROM pg_catalog.pg_index i
-LEFT JOIN candidates d ON d.indexrelid = i.indexrelid
-WHERE i.indexrelid >= 16384;
+SELECT s.indexrelid, s.indexrelid::regclass AS index, s.indrelid::regclass AS relation,
+       s.relpages::bigint * current_setting('block_size')::bigint AS estimated_bytes,
+       pg_catalog.pg_stat_get_numscans(s.indexrelid) AS idx_scan,
+       s.is_unique, s.is_primary, s.invalid, s.unused,
+       s.duplicate_of::regclass AS duplicate_of
+FROM warden._index_stats() s;
 
 CREATE VIEW warden.health_indexes AS
 SELECT h.index, h.relation,
@@ -1319,14 +1278,15 @@ FROM (SELECT min(s.ord) AS ord,
 $$;
 
 -- ---------------------------------------------------------------------------------------
-GRANT SELECT ON warden._table_facts, warden._table_health, warden._index_health,
+GRANT SELECT ON warden._table_health, warden._index_health,
                 warden.health_connections, warden.health_long_running, warden.health_blocking,
                 warden.health_databases, warden.health_tables, warden.health_indexes,
                 warden.health_wraparound_databases, warden.health_wraparound_tables,
                 warden.health_sequences, warden.health_replication,
                 warden.health_replication_slots, warden.health_rates
       TO warden_monitor, warden_admin;
-GRANT EXECUTE ON FUNCTION warden._health_rates(), warden._health_components(), warden._health_wal(),
+GRANT EXECUTE ON FUNCTION warden._table_stats(), warden._index_stats(),
+                          warden._health_rates(), warden._health_components(), warden._health_wal(),
                           warden._health_measure(), warden._health_evaluate(),
                           warden._health_overall(text[], boolean[]),
                           warden._prom_labels(text[]),
