@@ -93,39 +93,22 @@ void put_row(ReturnSetInfo* rsinfo, const char* version, const char* name, const
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-}  // namespace
-
-WARDEN_FUNCTION(warden_verify_migrations)
+void invalid_entry(const char* text, const char* hint)
 {
-    if (PG_ARGISNULL(0))
-        not_an_array();
-    Jsonb* files = PG_GETARG_JSONB_P(0);
-    if (!JB_ROOT_IS_ARRAY(files) || JB_ROOT_IS_SCALAR(files))
-        not_an_array();
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("invalid migration file entry: %.200s", text), errhint("%s", hint)));
+}
 
-    int n_files = JB_ROOT_COUNT(files);
-    FileEntry* entries = (FileEntry*) palloc(sizeof(FileEntry) * (n_files + 1));
-    for (int i = 0; i < n_files; i++) {
-        JsonbValue* element = getIthJsonbValueFromContainer(&files->root, i);
-        if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
-            not_an_array();
-        JsonbContainer* object = element->val.binary.data;
-        FileEntry* e = &entries[i];
-        e->version = object_string(object, "version");
-        e->name = object_string(object, "name");
-        e->checksum = object_string(object, "checksum");
-        e->position = i;
-        if (e->version == NULL || !all_chars_in(e->version, "0123456789") || e->checksum == NULL ||
-            strlen(e->checksum) != 64 || !all_chars_in(e->checksum, "0123456789abcdef")) {
-            char* text = JsonbToCString(NULL, object, element->val.binary.len);
-            ereport(ERROR,
-                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                     errmsg("invalid migration file entry: %.200s", text),
-                     errhint("Each entry needs \"version\" (digits) and \"checksum\" "
-                             "(lowercase hex SHA-256).")));
-        }
-        e->key = version_key(e->version);
-    }
+bool valid_entry(const FileEntry* e)
+{
+    return e->version != NULL && all_chars_in(e->version, "0123456789") && e->checksum != NULL &&
+           strlen(e->checksum) == 64 && all_chars_in(e->checksum, "0123456789abcdef");
+}
+
+// Sorts the files, refuses duplicate versions, and merges them with the ledger into the
+// result: one row per version of either side, in version order.
+Datum verify_entries(FunctionCallInfo fcinfo, FileEntry* entries, int n_files)
+{
     qsort(entries, n_files, sizeof(FileEntry), compare_files);
     for (int i = 1; i < n_files; i++)
         if (strcmp(entries[i - 1].key, entries[i].key) == 0)
@@ -134,7 +117,6 @@ WARDEN_FUNCTION(warden_verify_migrations)
 
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
-
     SPI_connect();
     static const char* sql =
         "SELECT version, name, state, checksum, baseline FROM warden.migrations "
@@ -185,4 +167,73 @@ WARDEN_FUNCTION(warden_verify_migrations)
     }
     SPI_finish();
     return (Datum) 0;
+}
+
+}  // namespace
+
+WARDEN_FUNCTION(warden_verify_migrations)
+{
+    if (PG_ARGISNULL(0))
+        not_an_array();
+    Jsonb* files = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(files) || JB_ROOT_IS_SCALAR(files))
+        not_an_array();
+
+    int n_files = JB_ROOT_COUNT(files);
+    FileEntry* entries = (FileEntry*) palloc(sizeof(FileEntry) * (n_files + 1));
+    for (int i = 0; i < n_files; i++) {
+        JsonbValue* element = getIthJsonbValueFromContainer(&files->root, i);
+        if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
+            not_an_array();
+        JsonbContainer* object = element->val.binary.data;
+        FileEntry* e = &entries[i];
+        e->version = object_string(object, "version");
+        e->name = object_string(object, "name");
+        e->checksum = object_string(object, "checksum");
+        e->position = i;
+        if (!valid_entry(e))
+            invalid_entry(JsonbToCString(NULL, object, element->val.binary.len),
+                          "Each entry needs \"version\" (digits) and \"checksum\" "
+                          "(lowercase hex SHA-256).");
+        e->key = version_key(e->version);
+    }
+    return verify_entries(fcinfo, entries, n_files);
+}
+
+// The same for the utility, which sends its 10,000 files as text lines
+// "version<TAB>name<TAB>checksum": parsing them costs a tenth of parsing the JSON.
+WARDEN_FUNCTION(warden_verify_migration_lines)
+{
+    char* lines = PG_ARGISNULL(0) ? pstrdup("") : text_to_cstring(PG_GETARG_TEXT_PP(0));
+    int capacity = 64, n_files = 0;
+    FileEntry* entries = (FileEntry*) palloc(sizeof(FileEntry) * capacity);
+    for (char* line = lines; *line != '\0';) {
+        char* end = strchr(line, '\n');
+        if (end != NULL)
+            *end = '\0';
+        if (n_files == capacity) {
+            capacity *= 2;
+            entries = (FileEntry*) repalloc(entries, sizeof(FileEntry) * capacity);
+        }
+        FileEntry* e = &entries[n_files];
+        char* name = strchr(line, '\t');
+        char* checksum = name ? strchr(name + 1, '\t') : NULL;
+        if (checksum == NULL)
+            invalid_entry(line, "Each line is version, name and checksum separated by tabs.");
+        *name++ = '\0';
+        *checksum++ = '\0';
+        e->version = line;
+        e->name = name;
+        e->checksum = checksum;
+        e->position = n_files;
+        if (!valid_entry(e))
+            invalid_entry(psprintf("%s %s %s", e->version, e->name, e->checksum),
+                          "The version is digits and the checksum lowercase hex SHA-256.");
+        e->key = version_key(e->version);
+        n_files++;
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    return verify_entries(fcinfo, entries, n_files);
 }

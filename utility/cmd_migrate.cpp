@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <future>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -28,8 +29,10 @@ using namespace migrate;
 int run_status(bool verify_only)
 {
     const MigrateOptions& o = options();
+    // The server starts a backend while the folder is read (10,000 files: tens of ms each).
+    auto connecting = std::async(std::launch::async, connect_ledger);
     auto files = load_files();
-    Connection conn = connect_ledger();
+    Connection conn = connecting.get();
     auto rows = verify(conn, files);
     auto summary = conn.exec(
         "SELECT coalesce(warden.current_version(), ''), count(d.*), "

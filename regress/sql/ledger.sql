@@ -73,6 +73,19 @@ SELECT * FROM warden.verify_migrations(jsonb_build_array(
     jsonb_build_object('version', '01', 'name', 'a', 'checksum', warden.checksum('a')),
     jsonb_build_object('version', '1', 'name', 'b', 'checksum', warden.checksum('b'))));
 \echo :LAST_ERROR_SQLSTATE
+-- The same comparison from text lines (what the utility sends): identical answer.
+SELECT * FROM warden.verify_migration_lines(
+    '001' || E'\t' || 'create_t' || E'\t' || warden.checksum(E'CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n') || E'\n' ||
+    '2' || E'\t' || 'two' || E'\t' || warden.checksum('CREATE TABLE two (b int);') || E'\n' ||
+    '10' || E'\t' || 'ten' || E'\t' || warden.checksum('CREATE TABLE ten (a int);') || E'\n' ||
+    '20' || E'\t' || 'twenty' || E'\t' || warden.checksum('SELECT 20;'));
+SELECT count(*) FROM warden.verify_migration_lines('');
+SELECT * FROM warden.verify_migration_lines(E'1 a ' || warden.checksum('a'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM warden.verify_migration_lines(E'x1\ta\t00');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM warden.verify_migration_lines(E'01\ta\t' || warden.checksum('a') || E'\n1\tb\t' || warden.checksum('b'));
+\echo :LAST_ERROR_SQLSTATE
 
 -- Rollback: the latest, then down to a target, newest first; each recorded.
 SELECT * FROM warden.rollback_migration();

@@ -174,6 +174,12 @@ CREATE FUNCTION warden.verify_migrations(files jsonb)
 RETURNS TABLE (version text, name text, state text, file_checksum text, applied_checksum text)
 AS 'MODULE_PATHNAME', 'warden_verify_migrations' LANGUAGE C STABLE;
 
+-- The same, with the files as text lines "version<TAB>name<TAB>checksum": what `warden
+-- migrate` sends, since parsing 10,000 lines costs a tenth of parsing the JSON.
+CREATE FUNCTION warden.verify_migration_lines(lines text)
+RETURNS TABLE (version text, name text, state text, file_checksum text, applied_checksum text)
+AS 'MODULE_PATHNAME', 'warden_verify_migration_lines' LANGUAGE C STABLE;
+
 CREATE FUNCTION warden._record_drift() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'warden_record_drift' LANGUAGE C;
 CREATE EVENT TRIGGER warden_drift_ddl ON ddl_command_end
@@ -191,7 +197,8 @@ GRANT EXECUTE ON FUNCTION
     warden.repair_migration(text, text),
     warden.record_migration_failure(text, text, text),
     warden.split_script(text),
-    warden.verify_migrations(jsonb)
+    warden.verify_migrations(jsonb),
+    warden.verify_migration_lines(text)
 TO warden_admin;
 GRANT EXECUTE ON FUNCTION warden.current_version(), warden.invalid_indexes()
 TO warden_admin, warden_monitor;
