@@ -5,7 +5,8 @@
 #   restore:  warden restore vs untar of pg_basebackup's archive vs pgBackRest restore
 #   logical:  warden backup --logical / warden restore --database vs bare
 #             pg_dump -Fd -j 2 / pg_restore -j 2
-# One run of each (the machine is shared); prints one ratio line per comparison.
+# One run of each physical comparison and three alternating rounds of the logical ones
+# (the machine is shared); prints one ratio line per comparison.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-100}
@@ -98,13 +99,41 @@ ratio_line restore_vs_untar "$rw" "$ru" s "target <= 1.0"
 ratio_line restore_vs_pgbackrest "$rw" "$rb" s "target <= 1.0"
 rm -rf "$out/r_warden" "$out/r_untar" "$out/r_pgbr" "$out/pgbb" "$out/warden1"
 
-# Logical: the same pg_dump/pg_restore, with and without pg_warden around them.
+# Logical: the same pg_dump/pg_restore, with and without pg_warden around them. Three
+# rounds, the order swapped each round (whichever runs second finds the other's pages
+# cached and its checkpoint behind it); medians of each and of the paired ratios.
 db=$(psql -XAtc 'SELECT current_database()')
-t=$(now); "$WARDEN" backup create --dir "$out/logical" --logical --database "$db" -j 2 --quiet >"$out/idl"; lw=$(since "$t")
-t=$(now); pg_dump -Fd -j 2 -f "$out/pgdump" "$db"; lp=$(since "$t")
-PGOPTIONS='-c client_min_messages=warning' psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_warden' -c 'CREATE DATABASE r_plain'
-t=$(now); "$WARDEN" restore --dir "$out/logical" "$(cat "$out/idl")" --database r_warden -j 2 --quiet; lrw=$(since "$t")
-t=$(now); pg_restore -j 2 --exit-on-error -d r_plain "$out/pgdump"; lrp=$(since "$t")
-echo "logical: warden dump $lw s, restore $lrw s | pg_dump $lp s, pg_restore $lrp s"
-ratio_line logical_backup_vs_pg_dump "$lw" "$lp" s "target <= 1.1"
-ratio_line logical_restore_vs_pg_restore "$lrw" "$lrp" s "target <= 1.1"
+LOGICAL_RUNS=${LOGICAL_RUNS:-3}
+warden_dump() { "$WARDEN" backup create --dir "$out/logical" --logical --database "$db" -j 2 --quiet >"$out/idl"; }
+plain_dump() { rm -rf "$out/pgdump"; pg_dump -Fd -j 2 -f "$out/pgdump" "$db"; }
+warden_restore() {
+  PGOPTIONS='-c client_min_messages=warning' psql -Xq -c 'DROP DATABASE IF EXISTS r_warden' -c 'CREATE DATABASE r_warden'
+  "$WARDEN" restore --dir "$out/logical" "$(cat "$out/idl")" --database r_warden -j 2 --quiet
+}
+plain_restore() {
+  PGOPTIONS='-c client_min_messages=warning' psql -Xq -c 'DROP DATABASE IF EXISTS r_plain' -c 'CREATE DATABASE r_plain'
+  pg_restore -j 2 --exit-on-error -d r_plain "$out/pgdump"
+}
+# timed_pair OURS PEER ROUND: runs both (ours first in odd rounds), prints "ours peer".
+timed_pair() {
+  local t a b
+  psql -Xq -c CHECKPOINT
+  if [ $(($3 % 2)) = 1 ]; then
+    t=$(now); "$1"; a=$(since "$t"); psql -Xq -c CHECKPOINT; t=$(now); "$2"; b=$(since "$t")
+  else
+    t=$(now); "$2"; b=$(since "$t"); psql -Xq -c CHECKPOINT; t=$(now); "$1"; a=$(since "$t")
+  fi
+  echo "$a $b"
+}
+lw=() lp=() lrw=() lrp=() dump_ratio=() restore_ratio=()
+for round in $(seq "$LOGICAL_RUNS"); do
+  read -r a b < <(timed_pair warden_dump plain_dump "$round")
+  lw+=("$a") lp+=("$b") dump_ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')")
+  read -r a b < <(timed_pair warden_restore plain_restore "$round")
+  lrw+=("$a") lrp+=("$b") restore_ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')")
+  echo "logical round $round: warden dump ${lw[-1]} s, pg_dump ${lp[-1]} s; warden restore ${lrw[-1]} s, pg_restore ${lrp[-1]} s"
+done
+ratio_line logical_backup_vs_pg_dump "$(median "${lw[@]}")" "$(median "${lp[@]}")" s \
+  "target <= 1.1; paired median $(median "${dump_ratio[@]}")"
+ratio_line logical_restore_vs_pg_restore "$(median "${lrw[@]}")" "$(median "${lrp[@]}")" s \
+  "target <= 1.1; paired median $(median "${restore_ratio[@]}")"

@@ -117,21 +117,25 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
         std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),
                                          "--snapshot", snapshot, "-Z", std::to_string(info.compression_level),
                                          "-f", folder.partial + "/dump", "-d", dump_conninfo};
-        // pg_dump reads through its own connections; this one counts rows in the same
-        // snapshot meanwhile, so the counts cost no extra wall time.
+        std::vector<std::string> globals = {"pg_dumpall", "--globals-only", "-f", folder.partial + "/globals.sql",
+                                            "-d", dump_conninfo};
+        // pg_dump reads through its own connections. Meanwhile the roles and tablespaces
+        // are saved (a few catalog reads, outside any snapshot anyway), and this connection
+        // counts rows in the same snapshot: pg_dump keeps both cores busy, so everything
+        // else pg_warden does runs beside it rather than after it.
         {
             RunningProcess pg_dump(dump, env);
+            // Without superuser rights pg_authid is closed: save the roles without passwords.
+            if (run_process(globals, env).exit_code != 0) {
+                globals.push_back("--no-role-passwords");
+                run_checked(globals, env);
+            }
+            // Parallel workers would only compete with pg_dump for the same two cores.
+            conn.exec("SET LOCAL max_parallel_workers_per_gather = 0");
             info.row_counts = count_rows(conn);
             pg_dump.wait_checked();
         }
         throw_if_interrupted();
-        std::vector<std::string> globals = {"pg_dumpall", "--globals-only", "-f", folder.partial + "/globals.sql",
-                                            "-d", dump_conninfo};
-        // Without superuser rights pg_authid is closed: save the roles without passwords.
-        if (run_process(globals, env).exit_code != 0) {
-            globals.push_back("--no-role-passwords");
-            run_checked(globals, env);
-        }
         conn.exec("COMMIT");
 
         std::vector<std::string> names;
