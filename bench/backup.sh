@@ -47,6 +47,9 @@ pgbr() { as_pg pgbackrest --config="$brw/pgbackrest.conf" --stanza=bench "$@"; }
 
 echo "pgbench -i -s $SCALE"
 t=$(now); pgbench -i -q -s "$SCALE" >/dev/null 2>&1; echo "  initialised in $(since "$t") s"
+# A database pg_warden looks after: backups are recorded in it, and the logical backup
+# counts rows with warden.count_rows (both pg_dump runs dump the extension alike).
+psql -Xq -c 'CREATE EXTENSION pg_warden'
 psql -XAtc "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
 pgbr stanza-create >/dev/null
 
