@@ -92,11 +92,27 @@ ratio_line backup_gzip1_size_vs_pg_basebackup "$w1_size" "$pb_size" MB "target <
 ratio_line backup_gzip6_vs_pgbackrest "$w6" "$br" s "target <= 1.0"
 ratio_line backup_gzip1_vs_pgbackrest "$w1" "$br" s "target <= 1.0"
 
-# Restores, each into a fresh directory (fsync'd by each tool as it sees fit).
-t=$(now); "$WARDEN" restore --dir "$out/warden6" "$(cat "$out/id6")" --target "$out/r_warden" --quiet; rw=$(since "$t")
-t=$(now); mkdir "$out/r_untar" && tar -xzf "$out/pgbb/base.tar.gz" -C "$out/r_untar" && sync -f "$out/r_untar"; ru=$(since "$t")
-mkdir -p "$out/r_pgbr"; [ "$(id -u)" -eq 0 ] && chown postgres: "$out/r_pgbr"
-t=$(now); pgbr restore --pg1-path="$out/r_pgbr" >/dev/null; rb=$(since "$t")
+# Restores, each into a fresh directory (fsync'd by each tool as it sees fit; untar is
+# followed by sync -f). Three rounds, the order rotated each round (the one after another
+# meets its writeback), medians.
+restore_warden() { "$WARDEN" restore --dir "$out/warden6" "$(cat "$out/id6")" --target "$out/r_warden" --quiet; }
+restore_untar() { mkdir "$out/r_untar" && tar -xzf "$out/pgbb/base.tar.gz" -C "$out/r_untar" && sync -f "$out/r_untar"; }
+restore_pgbr() {
+  mkdir -p "$out/r_pgbr"; [ "$(id -u)" -eq 0 ] && chown postgres: "$out/r_pgbr"
+  pgbr restore --pg1-path="$out/r_pgbr" >/dev/null
+}
+rws=() rus=() rbs=()
+order=(warden untar pgbr)
+for round in $(seq 1 "${RESTORE_ROUNDS:-3}"); do
+  rm -rf "$out/r_warden" "$out/r_untar" "$out/r_pgbr"; sync
+  for tool in "${order[@]}"; do
+    t=$(now); "restore_$tool"; d=$(since "$t"); sync
+    case $tool in warden) rws+=("$d") ;; untar) rus+=("$d") ;; pgbr) rbs+=("$d") ;; esac
+  done
+  echo "  restore round $round (${order[*]}): warden ${rws[-1]} s, untar ${rus[-1]} s, pgBackRest ${rbs[-1]} s"
+  order=("${order[@]:1}" "${order[0]}")
+done
+rw=$(median "${rws[@]}") ru=$(median "${rus[@]}") rb=$(median "${rbs[@]}")
 echo "restore: warden $rw s | untar $ru s | pgBackRest $rb s"
 ratio_line restore_vs_untar "$rw" "$ru" s "target <= 1.0"
 ratio_line restore_vs_pgbackrest "$rw" "$rb" s "target <= 1.0"

@@ -111,9 +111,27 @@ void RunningProcess::wait_checked()
     std::string tail = r.stderr_tail;
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' '))
         tail.pop_back();
-    auto nl = tail.rfind('\n');
-    std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
-    throw Error("58000", name_ + " failed (exit " + std::to_string(r.exit_code) + ")" + (last.empty() ? "" : ": " + last),
+    // The reason is the first "error:" line: what follows it is often a consequence (a
+    // pg_dump worker fails to write, then the leader reports that a worker died).
+    std::string reason;
+    std::size_t start = 0;
+    while (start < tail.size()) {
+        std::size_t end = tail.find('\n', start);
+        if (end == std::string::npos)
+            end = tail.size();
+        std::string line = tail.substr(start, end - start);
+        if (line.find("error:") != std::string::npos) {
+            reason = line;
+            break;
+        }
+        start = end + 1;
+    }
+    if (reason.empty()) {
+        auto nl = tail.rfind('\n');
+        reason = nl == std::string::npos ? tail : tail.substr(nl + 1);
+    }
+    throw Error("58000",
+                name_ + " failed (exit " + std::to_string(r.exit_code) + ")" + (reason.empty() ? "" : ": " + reason),
                 tail);
 }
 

@@ -14,6 +14,7 @@ cd "$root"
 work=$(mktemp -d /tmp/pg_warden_test.XXXXXX)
 cleanup() {
   "$root/tests/harness/stop-clusters.sh" "$work"
+  mountpoint -q "$work/full-disk" 2>/dev/null && umount "$work/full-disk"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,6 +34,14 @@ unit_total=${unit_total:-0} unit_failed=${unit_failed:-0}
 [ "$ctest_rc" -eq 0 ] || [ "$unit_failed" -gt 0 ] || unit_failed=1
 echo "unit $((unit_total - unit_failed)) $unit_failed" >"$work/results"
 
+# A really full disk for the backup tests: a small tmpfs, which only root can mount
+# (tests/t/073_backup_full_disk.pl skips without it).
+full_disk=
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p "$work/full-disk"
+  mount -t tmpfs -o size=24m,mode=0755 tmpfs "$work/full-disk" 2>/dev/null && full_disk="$work/full-disk"
+fi
+
 if [ "$(id -u)" -eq 0 ]; then
   chown -R postgres: "$work"
   as_server_user=(runuser -u postgres --)
@@ -40,6 +49,7 @@ else
   as_server_user=()
 fi
 "${as_server_user[@]}" env PATH="$bindir:$PATH" ONLY="${ONLY:-}" WARDEN_BIN="$root/build/utility/warden" \
+  WARDEN_FULL_DISK="$full_disk" \
   "$root/tests/harness/server-suites.sh" "$work" "$bindir"
 suites_rc=$?
 
