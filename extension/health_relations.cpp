@@ -246,8 +246,10 @@ void read_definition(IndexEntry* e, HeapTuple tuple, TupleDesc desc, StringInfo 
     bool nulls[Natts_pg_index];
     heap_deform_tuple(tuple, desc, values, nulls);
     resetStringInfo(buffer);
-    for (int attnum : {Anum_pg_index_indkey, Anum_pg_index_indclass, Anum_pg_index_indcollation,
-                       Anum_pg_index_indexprs, Anum_pg_index_indpred})
+    static const int attributes[] = {Anum_pg_index_indkey, Anum_pg_index_indclass,
+                                     Anum_pg_index_indcollation, Anum_pg_index_indexprs,
+                                     Anum_pg_index_indpred};
+    for (int attnum : attributes)
         append_varlena(buffer, values[attnum - 1], nulls[attnum - 1]);
     e->definition = (char*) palloc(buffer->len);
     memcpy(e->definition, buffer->data, buffer->len);
