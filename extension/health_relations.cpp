@@ -323,7 +323,7 @@ IndexEntry* read_indexes(int* count)
 }
 
 enum IndexColumn {
-    I_INDEXRELID, I_INDRELID, I_RELPAGES, I_UNIQUE, I_PRIMARY, I_INVALID, I_UNUSED,
+    I_INDEXRELID, I_INDRELID, I_ESTIMATED_BYTES, I_UNIQUE, I_PRIMARY, I_INVALID, I_UNUSED,
     I_DUPLICATE_OF, I_COLUMNS
 };
 
@@ -333,6 +333,8 @@ enum IndexColumn {
 // indexes included, an invalid one is worth knowing about).
 WARDEN_FUNCTION(warden_index_stats)
 {
+    // The checks want only the indexes worth a word: invalid, unused or duplicate.
+    bool flagged_only = PG_GETARG_BOOL(0);
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
     int n;
@@ -351,7 +353,7 @@ WARDEN_FUNCTION(warden_index_stats)
         bool nulls[I_COLUMNS] = {};
         values[I_INDEXRELID] = ObjectIdGetDatum(e->indexrelid);
         values[I_INDRELID] = ObjectIdGetDatum(e->indrelid);
-        values[I_RELPAGES] = Int32GetDatum(e->cls ? e->cls->relpages : 0);
+        values[I_ESTIMATED_BYTES] = Int64GetDatum((int64) (e->cls ? e->cls->relpages : 0) * BLCKSZ);
         values[I_UNIQUE] = BoolGetDatum(e->unique);
         values[I_PRIMARY] = BoolGetDatum(e->primary);
         values[I_INVALID] = BoolGetDatum(!e->valid);
@@ -363,6 +365,8 @@ WARDEN_FUNCTION(warden_index_stats)
             unused = s == NULL || s->numscans == 0;
         }
         values[I_UNUSED] = BoolGetDatum(unused);
+        if (flagged_only && e->valid && !unused && e->duplicate_of == InvalidOid)
+            continue;
         values[I_DUPLICATE_OF] = ObjectIdGetDatum(e->duplicate_of);
         nulls[I_DUPLICATE_OF] = e->duplicate_of == InvalidOid;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

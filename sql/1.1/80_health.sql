@@ -242,15 +242,16 @@ FROM warden._table_health h;
 -- from relpages here; health_indexes adds the exact size and the definition.
 -- System catalogs (OIDs below FirstNormalObjectId, 16384) are left out; TOAST indexes stay,
 -- since an invalid one (a failed REINDEX CONCURRENTLY) is worth knowing about.
--- One pass over pg_class and pg_index in C, duplicates found by sorting definitions.
-CREATE FUNCTION warden._index_stats()
-RETURNS TABLE(indexrelid oid, indrelid oid, relpages integer, is_unique boolean, is_primary boolean, invalid boolean, unused boolean,
+-- One pass over pg_class and pg_index in C, duplicates found by sorting definitions;
+-- flagged_only leaves out the indexes that are fine (what the checks read).
+CREATE FUNCTION warden._index_stats(flagged_only boolean DEFAULT false)
+RETURNS TABLE(indexrelid oid, indrelid oid, estimated_bytes bigint, is_unique boolean, is_primary boolean, invalid boolean, unused boolean,
               duplicate_of oid)
-AS 'MODULE_PATHNAME', 'warden_index_stats' LANGUAGE C STABLE ROWS 1000;
+AS 'MODULE_PATHNAME', 'warden_index_stats' LANGUAGE C STABLE STRICT ROWS 1000;
 
 CREATE VIEW warden._index_health AS
 SELECT s.indexrelid, s.indexrelid::regclass AS index, s.indrelid::regclass AS relation,
-       s.relpages::bigint * current_setting('block_size')::bigint AS estimated_bytes,
+       s.estimated_bytes,
        pg_catalog.pg_stat_get_numscans(s.indexrelid) AS idx_scan,
        s.is_unique, s.is_primary, s.invalid, s.unused,
        s.duplicate_of::regclass AS duplicate_of
@@ -805,21 +806,27 @@ BEGIN
     BEGIN
         RETURN QUERY
         WITH t AS MATERIALIZED (
-            SELECT h.relid, h.relation, h.relpages, h.n_live_tup, h.n_dead_tup, h.dead_pct,
-                   h.autovacuum_due, h.autoanalyze_due, h.last_autovacuum
-            FROM warden._table_health h
+            -- Straight from the C pass: no per-row numeric work for 10,000 tables; the
+            -- percentages are computed for the rows shown.
+            SELECT s.relid, s.relpages, s.n_live_tup, s.n_dead_tup, s.autovacuum_due,
+                   s.autoanalyze_due, s.last_autovacuum
+            FROM warden._table_stats() s
         ), worst AS (
-            SELECT t.relation, t.dead_pct, t.n_dead_tup FROM t
+            SELECT t.relid, t.n_live_tup, t.n_dead_tup FROM t
             WHERE t.n_live_tup + t.n_dead_tup >= 10000
-            ORDER BY t.dead_pct DESC NULLS LAST LIMIT 1
+            ORDER BY t.n_dead_tup::float8 / (t.n_live_tup + t.n_dead_tup) DESC LIMIT 1
         )
-        SELECT 'dead_tuples', coalesce((SELECT w.dead_pct FROM worst w), 0),
-               coalesce((SELECT format('%s: %s dead tuples', w.relation, w.n_dead_tup) FROM worst w),
+        SELECT 'dead_tuples',
+               coalesce((SELECT round(100.0 * w.n_dead_tup / (w.n_live_tup + w.n_dead_tup), 1)
+                         FROM worst w), 0),
+               coalesce((SELECT format('%s: %s dead tuples', w.relid::regclass, w.n_dead_tup)
+                         FROM worst w),
                         'no table with 10,000 rows or more'),
                true,
                (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                           'relation', d.relation::text, 'n_dead_tup', d.n_dead_tup,
-                           'dead_pct', d.dead_pct, 'last_autovacuum', d.last_autovacuum,
+                           'relation', d.relid::regclass::text, 'n_dead_tup', d.n_dead_tup,
+                           'dead_pct', round(100.0 * d.n_dead_tup / nullif(d.n_live_tup + d.n_dead_tup, 0), 1),
+                           'last_autovacuum', d.last_autovacuum,
                            'autovacuum_due', d.autovacuum_due) ORDER BY d.n_dead_tup DESC), '[]')
                 FROM (SELECT * FROM t WHERE t.n_dead_tup > 0 ORDER BY t.n_dead_tup DESC LIMIT 10) d)
         UNION ALL
@@ -830,7 +837,7 @@ BEGIN
                    'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due),
                    'autoanalyze_due', count(*) FILTER (WHERE t.autoanalyze_due),
                    'largest', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                          'relation', l.relation::text,
+                                          'relation', l.relid::regclass::text,
                                           'total_bytes', pg_total_relation_size(l.relid))
                                           ORDER BY l.relpages DESC), '[]')
                                FROM (SELECT * FROM t ORDER BY t.relpages DESC LIMIT 10) l))
@@ -843,9 +850,9 @@ BEGIN
     BEGIN
         RETURN QUERY
         WITH i AS MATERIALIZED (
-            SELECT h.index, h.invalid, h.unused, h.duplicate_of, h.estimated_bytes
-            FROM warden._index_health h
-            WHERE h.invalid OR h.unused OR h.duplicate_of IS NOT NULL
+            SELECT s.indexrelid::regclass AS index, s.invalid, s.unused,
+                   s.duplicate_of::regclass AS duplicate_of, s.estimated_bytes
+            FROM warden._index_stats(true) s
         )
         SELECT 'invalid_indexes', count(*)::numeric,
                coalesce(string_agg(i.index::text, ', ' ORDER BY i.index::text), 'none'), true,
@@ -1285,7 +1292,7 @@ GRANT SELECT ON warden._table_health, warden._index_health,
                 warden.health_sequences, warden.health_replication,
                 warden.health_replication_slots, warden.health_rates
       TO warden_monitor, warden_admin;
-GRANT EXECUTE ON FUNCTION warden._table_stats(), warden._index_stats(),
+GRANT EXECUTE ON FUNCTION warden._table_stats(), warden._index_stats(boolean),
                           warden._health_rates(), warden._health_components(), warden._health_wal(),
                           warden._health_measure(), warden._health_evaluate(),
                           warden._health_overall(text[], boolean[]),
