@@ -32,29 +32,30 @@ WHERE c.relkind = 'r'
 ORDER BY 1)";
 
 // Every table's exact row count in the connection's snapshot. warden.count_rows, where
-// the extension is installed and the role may call it, reads each page once instead of
-// pushing every row through count(*): this runs beside pg_dump, which keeps both cores
-// busy. count(*) where it cannot answer (another access method, row-level security).
+// the extension is installed and the role may call it, reads the table's smallest index
+// and the visibility map instead of pushing every row through count(*): this runs beside
+// pg_dump, which keeps both cores busy. One query counts every table it can answer for;
+// count(*) for the others (no usable index, row-level security, no extension).
 std::map<std::string, std::int64_t> count_rows(Connection& conn)
 {
+    // Named in the query only when it exists and may be called: both are checked when
+    // the statement is planned, whichever CASE branch runs.
     auto probe = conn.exec(
-        "SELECT CASE WHEN pg_catalog.to_regprocedure('warden.count_rows(regclass)') IS NULL THEN false "
-        "ELSE pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('warden.count_rows(regclass)'), "
-        "'EXECUTE') END");
+        "SELECT coalesce(pg_catalog.has_function_privilege("
+        "pg_catalog.to_regprocedure('warden.count_rows(regclass)'), 'EXECUTE'), false)");
     bool fast = std::string(PQgetvalue(probe.get(), 0, 0)) == "t";
+    auto res = conn.exec(std::string("SELECT t.name, ") +
+                         (fast ? "warden.count_rows(t.name::regclass)" : "NULL::bigint") + " FROM (" +
+                         kTablesQuery + ") t(name)");
     std::map<std::string, std::int64_t> counts;
-    auto tables = conn.exec(kTablesQuery);
-    for (int i = 0; i < PQntuples(tables.get()); ++i) {
-        std::string name = PQgetvalue(tables.get(), i, 0);
-        if (fast) {
-            auto res = conn.exec_params("SELECT warden.count_rows($1::regclass)", {name});
-            if (!PQgetisnull(res.get(), 0, 0)) {
-                counts[name] = std::stoll(PQgetvalue(res.get(), 0, 0));
-                continue;
-            }
+    for (int i = 0; i < PQntuples(res.get()); ++i) {
+        std::string name = PQgetvalue(res.get(), i, 0);
+        if (!PQgetisnull(res.get(), i, 1)) {
+            counts[name] = std::stoll(PQgetvalue(res.get(), i, 1));
+            continue;
         }
-        auto res = conn.exec("SELECT count(*) FROM " + name);
-        counts[name] = std::stoll(PQgetvalue(res.get(), 0, 0));
+        auto one = conn.exec("SELECT count(*) FROM " + name);
+        counts[name] = std::stoll(PQgetvalue(one.get(), 0, 0));
     }
     return counts;
 }
@@ -205,10 +206,12 @@ LogicalRestoreReport restore_logical_backup(const std::string& backup_path, cons
         throw Error(e.sqlstate(), std::string(e.what()), {},
                     "The target database must exist: createdb " + opts.database);
     }
-    auto existing = count_rows(*conn);
-    if (!existing.empty() && !opts.clean)
+    // Only whether it has tables matters here, not how many rows they hold.
+    auto existing = conn->exec(kTablesQuery);
+    if (PQntuples(existing.get()) > 0 && !opts.clean)
         throw Error(sqlstate::object_not_in_prerequisite_state,
-                    "database " + opts.database + " is not empty (" + std::to_string(existing.size()) + " tables)",
+                    "database " + opts.database + " is not empty (" + std::to_string(PQntuples(existing.get())) +
+                        " tables)",
                     {}, "Restore into an empty database, or pass --clean to drop its objects first.");
 
     std::vector<std::string> argv = {"pg_restore", "-j", std::to_string(default_jobs(opts.jobs)), "--exit-on-error",

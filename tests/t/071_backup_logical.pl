@@ -95,6 +95,15 @@ truncate $big, 10 or die;
 $node->command_fails_like([ $warden, 'backup', 'verify', '--dir', $dir, $id ], qr/\Q$name\E: size/,
 	'verify names the truncated file');
 
+# A database without pg_warden: the rows are counted with count(*).
+$node->safe_psql('postgres', 'CREATE DATABASE plain');
+$node->safe_psql('plain', 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1234)');
+$ok = IPC::Run::run([ $warden, 'backup', 'create', '--dir', $dir, '-d', $node->connstr('postgres'),
+		'--logical', '--database', 'plain', '--json' ], '>', \$out, '2>', \$err);
+ok($ok, 'logical backup of a database without pg_warden') or diag($err);
+is_deeply(decode_json(slurp_file("$dir/" . decode_json($out)->{id} . '/backup.json'))->{row_counts},
+	{ 'public.t' => 1234 }, 'its row counts come from count(*)');
+
 $node->command_fails_like([ $warden, 'backup', 'create', '--dir', $dir, '--logical' ],
 	qr/--logical needs --database/, '--logical without --database');
 $node->command_fails_like([ $warden, 'backup', 'create', '--dir', $dir, '--logical', '--database', 'nosuchdb',
