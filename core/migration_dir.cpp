@@ -9,6 +9,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <new>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -79,9 +80,15 @@ std::vector<MigrationFile> load_migration_dir(const std::string& dir)
     // Each reader takes every k-th file; the first failure (in name order) is reported.
     std::size_t threads = std::min(reader_threads, 1 + files.size() / files_per_thread_minimum);
     std::vector<int> errors(files.size(), 0);
+    // Nothing may escape a reader thread (std::terminate): out of memory is an error too.
     auto read_share = [&](std::size_t first) {
-        for (std::size_t i = first; i < files.size(); i += threads)
-            read_file(dirfd(d), files[i].file_name, files[i].content, errors[i]);
+        for (std::size_t i = first; i < files.size(); i += threads) {
+            try {
+                read_file(dirfd(d), files[i].file_name, files[i].content, errors[i]);
+            } catch (const std::bad_alloc&) {
+                errors[i] = ENOMEM;
+            }
+        }
     };
     std::vector<std::thread> readers;
     for (std::size_t t = 1; t < threads; ++t)

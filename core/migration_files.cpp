@@ -1,13 +1,8 @@
 #include "migration_files.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <dirent.h>
-#include <fcntl.h>
 #include <map>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "checksum.hpp"
 #include "error.hpp"

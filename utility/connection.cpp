@@ -29,12 +29,12 @@ std::string trim_trailing_newlines(std::string s)
 
 Connection::Connection(const std::string& conninfo, bool replication,
                        const std::string& application_name)
-    : conninfo_(effective_conninfo(conninfo))
 {
     // Expanded keywords: the user's string is parsed as conninfo or URI by libpq itself
     // (expand_dbname), then our keywords apply only where the user set nothing.
     std::vector<const char*> keys = {"dbname", "fallback_application_name"};
-    std::vector<const char*> vals = {conninfo_.c_str(), application_name.c_str()};
+    std::string effective = effective_conninfo(conninfo);
+    std::vector<const char*> vals = {effective.c_str(), application_name.c_str()};
     if (replication) {
         keys.push_back("replication");
         vals.push_back("true");
@@ -83,30 +83,6 @@ ResultPtr Connection::exec_params(const std::string& sql, const std::vector<std:
     return checked(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
                                 nullptr, values.data(), nullptr, nullptr, 0),
                    conn_.get());
-}
-
-std::string Connection::masked_conninfo() const { return mask_conninfo(conninfo_); }
-
-std::string mask_conninfo(const std::string& conninfo)
-{
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-    if (!opts) {
-        PQfreemem(err);
-        return "(unparseable connection string)";
-    }
-    std::string out;
-    for (PQconninfoOption* o = opts; o->keyword; ++o) {
-        if (!o->val || !*o->val)
-            continue;
-        bool secret = std::strcmp(o->keyword, "password") == 0;
-        std::string val = secret ? "********" : o->val;
-        if (!out.empty())
-            out += ' ';
-        out += fmt::format("{}={}", o->keyword, val);
-    }
-    PQconninfoFree(opts);
-    return out;
 }
 
 }  // namespace warden

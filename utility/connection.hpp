@@ -31,19 +31,11 @@ public:
     ResultPtr exec(const std::string& sql);
     ResultPtr exec_params(const std::string& sql, const std::vector<std::string>& params);
 
-    // The connection string with any password replaced by "********", for logs and
-    // catalogs.
-    std::string masked_conninfo() const;
-
 private:
     std::unique_ptr<PGconn, PGconnDeleter> conn_;
-    std::string conninfo_;
 };
 
 // Throws warden::Error built from a failed result (SQLSTATE, message, detail, hint).
 [[noreturn]] void throw_result_error(const PGresult* res, PGconn* conn);
-
-// The same masking for any conninfo string or URI.
-std::string mask_conninfo(const std::string& conninfo);
 
 }  // namespace warden

@@ -54,7 +54,7 @@ struct VerifyRow {
     std::string version, name, state, file_checksum, applied_checksum;
 };
 
-// The folder against the ledger, in one query (warden.verify_migrations).
+// The folder against the ledger, in one query (warden.verify_migration_lines).
 std::vector<VerifyRow> verify(Connection& conn, const std::vector<MigrationFile>& files);
 
 // Throws when the ledger and the folder disagree about the past (failed, interrupted or
