@@ -119,6 +119,11 @@ SELECT job, count(*) FROM warden.job_runs WHERE job IN ('jobs_ghost', 'jobs_ok')
 GROUP BY job ORDER BY job;
 SELECT status, rows_affected FROM warden.job_runs WHERE job = 'prune_job_runs';
 
+-- The built-in expiry job names an overloaded procedure (expire_rows() and
+-- expire_rows(regclass)): it runs the argument-less one rather than being skipped.
+CALL warden.run_job('expire_rows');
+SELECT status, error_message FROM warden.job_runs WHERE job = 'expire_rows';
+
 -- Bad input.
 CALL warden.run_job('no_such_job');
 \echo :LAST_ERROR_SQLSTATE

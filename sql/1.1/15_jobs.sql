@@ -95,6 +95,15 @@ CREATE FUNCTION warden._job_lock_key() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 22340 $$;
 
+-- The argument-less procedure a job names ("schema.name"), NULL when there is none:
+-- to_regproc alone gives NULL for an overloaded name, such as warden.expire_rows() beside
+-- warden.expire_rows(regclass). A procedure whose arguments all have defaults is found
+-- by to_regproc when its name is not overloaded.
+CREATE FUNCTION warden._job_procedure(name text) RETURNS regproc
+LANGUAGE sql STABLE
+AS $$ SELECT coalesce(pg_catalog.to_regprocedure(name || '()')::oid,
+                      pg_catalog.to_regproc(name)::oid)::regproc $$;
+
 -- Runs left 'running' by a session that is gone (a crash, a killed backend, a restart):
 -- such a run's session no longer holds the job's advisory lock.
 CREATE FUNCTION warden._mark_crashed_runs() RETURNS int
@@ -188,7 +197,7 @@ BEGIN
         END IF;
     END IF;
 
-    proc := pg_catalog.to_regproc(j.procedure);
+    proc := warden._job_procedure(j.procedure);
     IF proc IS NULL OR NOT EXISTS (
            SELECT FROM pg_catalog.pg_proc p
             WHERE p.oid = proc AND p.prokind = 'p' AND p.pronargs = p.pronargdefaults) THEN
@@ -295,7 +304,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The time budget must be at least 1 second.';
     END IF;
-    IF pg_catalog.to_regproc(procedure) IS NULL THEN
+    IF warden._job_procedure(procedure) IS NULL THEN
         RAISE EXCEPTION 'procedure %() does not exist', procedure
             USING ERRCODE = 'undefined_function',
                   HINT = 'Give a schema-qualified procedure without arguments, e.g. app.nightly_cleanup.';
@@ -385,7 +394,7 @@ CREATE VIEW warden.maintenance_status AS
 GRANT SELECT, INSERT, UPDATE, DELETE ON warden.jobs, warden.job_runs TO warden_admin;
 GRANT SELECT ON warden.jobs, warden.job_runs, warden.maintenance_status,
                 warden.maintenance_workers TO warden_monitor, warden_admin;
-GRANT EXECUTE ON FUNCTION warden._job_lock_key(), warden._mark_crashed_runs(),
+GRANT EXECUTE ON FUNCTION warden._job_lock_key(), warden._mark_crashed_runs(), warden._job_procedure(text),
     warden._job_driver(), warden._job_begin(text, boolean),
     warden._job_finish(bigint, text, bigint, text, text),
     warden.report_job_rows(bigint),
