@@ -197,9 +197,9 @@ WARDEN_FUNCTION(warden_apply_migration)
         PG_RETURN_TEXT_P(cstring_to_text("skipped"));
     }
     TimestampTz started = GetCurrentTimestamp();
-    ledger_script_running = true;
+    ledger_script_started();
     ledger_run_script(describe("migration", a.version, a.name), a.up_sql);
-    ledger_script_running = false;
+    ledger_script_ended();
     double ms = ms_since(started);
     upsert_row(a, "applied", started, ms);
     ledger_event("applied", a.version, a.name, a.checksum, ms, NULL);
@@ -251,9 +251,9 @@ WARDEN_FUNCTION(warden_rollback_migration)
         char* name = SPI_getvalue(rows->vals[i], rows->tupdesc, 2);
         char* down_sql = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
         TimestampTz started = GetCurrentTimestamp();
-        ledger_script_running = true;
+        ledger_script_started();
         ledger_run_script(describe("rollback of migration", version, name), down_sql);
-        ledger_script_running = false;
+        ledger_script_ended();
         double ms = ms_since(started);
         const char* args[] = {version};
         ledger_write("UPDATE warden.migrations SET state = 'rolled_back', "

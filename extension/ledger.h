@@ -13,6 +13,9 @@ void warden_ledger_init(void);
 // True while this backend runs a migration script: DDL then is not drift. Reset at the
 // end of every transaction, so an error can't leave it set.
 extern bool ledger_script_running;
+// Around a migration's script: DDL it runs is not drift.
+void ledger_script_started(void);
+void ledger_script_ended(void);
 
 // The version of the non-transactional migration this session has begun (begin_migration)
 // and not yet finished or failed; "" when none.

@@ -40,11 +40,30 @@ static void ledger_xact_callback(XactEvent event, void* arg)
     }
 }
 
+// The subtransaction a script started in. Aborting it, or one it is nested in, ends the
+// script; a subtransaction the script opens and rolls back itself (a DO block with an
+// EXCEPTION clause, a SAVEPOINT) does not, or its later DDL would count as drift.
+static SubTransactionId script_subid = InvalidSubTransactionId;
+
+void ledger_script_started(void)
+{
+    ledger_script_running = true;
+    script_subid = GetCurrentSubTransactionId();
+}
+
+void ledger_script_ended(void)
+{
+    ledger_script_running = false;
+}
+
 static void ledger_subxact_callback(SubXactEvent event, SubTransactionId my_subid,
                                     SubTransactionId parent_subid, void* arg)
 {
     if (event == SUBXACT_EVENT_ABORT_SUB) {
-        ledger_script_running = false;
+        // Subtransaction IDs grow within a transaction: those opened by the script are
+        // larger than the one it started in.
+        if (my_subid <= script_subid)
+            ledger_script_running = false;
         ledger_writing = false;
     }
 }

@@ -72,6 +72,12 @@ RESET warden.record_drift;
 SELECT warden.apply_migration('2', 'in_migration', 'CREATE TABLE in_migration (a int);', 'DROP TABLE in_migration;');
 CREATE INDEX in_migration_a ON in_migration (a);
 SELECT command, objects FROM warden.schema_drift;
+-- A migration that catches an error itself (a subtransaction rolled back inside the
+-- script) is still a migration for the DDL after it.
+SELECT warden.apply_migration('3', 'catches', $m$
+DO $$ BEGIN CREATE TABLE in_migration (a int); EXCEPTION WHEN duplicate_table THEN NULL; END $$;
+CREATE TABLE after_catch (a int);
+$m$, 'DROP TABLE after_catch;');
 SELECT detail FROM warden.migration_events WHERE event = 'drift' ORDER BY id;
 -- Application roles can't turn drift recording off.
 SET ROLE regress_ledger_app;
