@@ -118,8 +118,12 @@ WARDEN_FUNCTION(warden_table_stats)
 
         values[T_RELID] = ObjectIdGetDatum(c->oid);
         if (c->relnamespace != last_namespace) {
+            // NULL when the schema was dropped since the scan began: its tables are gone too.
+            char* nspname = get_namespace_name(c->relnamespace);
+            if (nspname == NULL)
+                continue;
             last_namespace = c->relnamespace;
-            namestrcpy(&namespace_name, get_namespace_name(last_namespace));
+            namestrcpy(&namespace_name, nspname);
         }
         values[T_SCHEMANAME] = NameGetDatum(&namespace_name);
         values[T_RELNAME] = NameGetDatum(&c->relname);
@@ -167,7 +171,8 @@ struct IndexClass {
 
 // An index and its definition: two indexes are duplicates when they are on the same table
 // with the same access method and the same pg_index definition (key and INCLUDE columns,
-// operator classes, collations, expressions and predicate), kept as one byte string.
+// operator classes, collations, sort options, expressions and predicate), kept as one
+// byte string.
 struct IndexEntry {
     Oid indexrelid, indrelid;
     bool unique, primary, exclusion, valid;
@@ -247,8 +252,8 @@ void read_definition(IndexEntry* e, HeapTuple tuple, TupleDesc desc, StringInfo 
     heap_deform_tuple(tuple, desc, values, nulls);
     resetStringInfo(buffer);
     static const int attributes[] = {Anum_pg_index_indkey, Anum_pg_index_indclass,
-                                     Anum_pg_index_indcollation, Anum_pg_index_indexprs,
-                                     Anum_pg_index_indpred};
+                                     Anum_pg_index_indcollation, Anum_pg_index_indoption,
+                                     Anum_pg_index_indexprs, Anum_pg_index_indpred};
     for (int attnum : attributes)
         append_varlena(buffer, values[attnum - 1], nulls[attnum - 1]);
     e->definition = (char*) palloc(buffer->len);

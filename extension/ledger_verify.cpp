@@ -161,7 +161,9 @@ Datum verify_entries(FunctionCallInfo fcinfo, FileEntry* entries, int n_files)
         else if (e == NULL)
             state = "missing_file";
         else
-            state = strcmp(l->checksum, e->checksum) == 0 ? "ok" : "modified";
+            // A row without a checksum (only baselines have none, but a superuser can
+            // write anything) cannot match.
+            state = l->checksum != NULL && strcmp(l->checksum, e->checksum) == 0 ? "ok" : "modified";
         put_row(rsinfo, e ? e->version : l->version, e && e->name ? e->name : l->name, state,
                 e ? e->checksum : NULL, l->checksum);
     }

@@ -3,12 +3,12 @@
 //
 // `warden backup --logical` records every table's row count in the snapshot pg_dump
 // exports, while pg_dump keeps both cores busy: the counting must cost little CPU. count(*)
-// pushes every row through the executor (about 0.7 s for 10 million rows); this reads
-// each page once. On a page marked all-visible every normal line pointer is a row visible
-// to every snapshot, this one included: the page could only be marked while no running
-// transaction might not see one of its rows, and this transaction's snapshot holds that
-// horizon back. A sequential scan relies on the same fact (heapgetpage). Other pages get
-// the same per-tuple visibility test a scan makes.
+// runs an index-only scan and pushes every row through the executor (about 0.66 s for 10
+// million rows); this walks the same index with the index AM directly (0.28 s). An entry
+// whose heap page the visibility map marks all-visible is a row visible to every
+// snapshot, this one included: the page could only be marked while no running transaction
+// might miss one of its rows, and this transaction's snapshot holds that horizon back.
+// Other entries are looked up in the heap with the snapshot, as an index-only scan does.
 #include "pg_headers.h"
 
 extern "C" {
@@ -28,6 +28,7 @@ extern "C" {
 #include "storage/bufmgr.h"
 #include "storage/predicate.h"
 #include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/rls.h"
@@ -115,15 +116,16 @@ int64 count_through_index(Relation rel, Oid index_oid, Snapshot snapshot)
 WARDEN_FUNCTION(warden_count_rows)
 {
     Oid relid = PG_GETARG_OID(0);
+    // Rights first: no lock on a table the caller may not read.
+    AclResult acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+    if (acl != ACLCHECK_OK)
+        aclcheck_error(acl, OBJECT_TABLE, get_rel_name(relid));
     Relation rel = table_open(relid, AccessShareLock);
     if (rel->rd_rel->relkind != RELKIND_RELATION)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
                         errhint("It counts ordinary tables (each partition of a partitioned "
                                 "one); use count(*) for the rest.")));
-    AclResult acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-    if (acl != ACLCHECK_OK)
-        aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
     Oid index = InvalidOid;
     if (rel->rd_rel->relam == HEAP_TABLE_AM_OID && check_enable_rls(relid, InvalidOid, false) != RLS_ENABLED)
         index = counting_index(rel);

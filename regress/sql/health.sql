@@ -71,6 +71,8 @@ CREATE INDEX health_t_a_again ON health_t (a);
 CREATE INDEX health_t_a_partial ON health_t (a) WHERE b > 0;
 -- Another access method is not a duplicate; a unique index is the one kept.
 CREATE INDEX health_t_a_hash ON health_t USING hash (a);
+-- Nor is another sort order.
+CREATE INDEX health_t_a_desc ON health_t (a DESC);
 CREATE UNIQUE INDEX health_t_a_unique ON health_t (a);
 CREATE UNIQUE INDEX CONCURRENTLY health_t_b ON health_t (b);
 \echo :LAST_ERROR_SQLSTATE
