@@ -188,12 +188,17 @@ SELECT warden.register_expiry('sessions', 'expires_at');
 \echo :LAST_ERROR_SQLSTATE
 RESET SESSION AUTHORIZATION;
 GRANT DELETE ON sessions TO regress_expiry_admin;
+INSERT INTO sessions (user_id, expires_at) VALUES (4242, now() + interval '1 day');
 SET SESSION AUTHORIZATION regress_expiry_admin;
 SELECT mode, registered_by FROM warden.register_expiry('sessions', 'expires_at');
 CALL warden.expire_rows('sessions');
 SELECT status, error FROM warden.expiry_runs ORDER BY id DESC LIMIT 1;
+-- A batch asked for with a later cutoff than the policy's runs with the policy's: the
+-- owner's rights never delete a live row.
+SELECT warden._expire_batch(warden._expiry_run_start('sessions'), 'infinity') AS deleted;
 SELECT unregister_expiry FROM warden.unregister_expiry('sessions');
 RESET SESSION AUTHORIZATION;
+SELECT count(*) AS live_row_kept FROM sessions WHERE user_id = 4242;
 SELECT p.oid::regprocedure AS callable_by_public
 FROM pg_proc p
 WHERE p.pronamespace = 'warden'::regnamespace

@@ -252,7 +252,7 @@ BEGIN
                next_run_at = CASE
                    WHEN consecutive_failures + 1 <= max_retries THEN
                        pg_catalog.clock_timestamp()
-                       + least(retry_backoff * (2 ^ consecutive_failures), schedule)
+                       + least(retry_backoff * (2 ^ least(consecutive_failures, 20)), schedule)
                    ELSE pg_catalog.clock_timestamp() + schedule
                END
          WHERE id = j.id;

@@ -244,6 +244,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'expiry run % has no policy', run_id USING ERRCODE = 'undefined_object';
     END IF;
+    -- Never later than the policy allows, whatever the caller passes (this runs as owner).
+    cutoff := least(cutoff, pg_catalog.now() - p.grace);
     IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
         RAISE EXCEPTION 'the table with OID % no longer exists', p.tbl::oid
             USING ERRCODE = 'undefined_table',
