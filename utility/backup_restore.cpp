@@ -19,6 +19,7 @@
 #include "backup_manifest.hpp"
 #include "error.hpp"
 #include "progress.hpp"
+#include "recovery_settings.hpp"
 #include "tar_members.hpp"
 
 namespace fs = std::filesystem;
@@ -144,18 +145,6 @@ void append_line(const std::string& path, const std::string& text)
     out << text;
     if (!out.flush())
         throw Error("58030", "could not write \"" + path + "\"");
-}
-
-std::string conf_quote(const std::string& s)
-{
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'' || c == '\\')
-            out += c == '\'' ? "''" : "\\\\";
-        else
-            out += c;
-    }
-    return out + "'";
 }
 
 }  // namespace
@@ -311,7 +300,7 @@ RestoreReport restore_physical_backup(const std::string& backup_path, const Back
     std::string auto_conf = report.target + "/postgresql.auto.conf";
     std::string extra = "\n# Added by warden restore of backup " + info.id + "\narchive_mode = 'off'\n";
     if (opts.standby) {
-        extra += "primary_conninfo = " + conf_quote(opts.primary_conninfo) + "\n";
+        extra += "primary_conninfo = " + recovery::conf_quote(opts.primary_conninfo) + "\n";
         std::ofstream(report.target + "/standby.signal").flush();
     }
     append_line(auto_conf, extra);

@@ -35,24 +35,25 @@ std::string shell_quote(const std::string& s)
     return out + "'";
 }
 
-// A postgresql.conf string literal.
-std::string conf_quote(const std::string& s)
-{
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
 bool is_recovery_line(const std::string& line)
 {
     std::string t = line.substr(std::min(line.find_first_not_of(" \t"), line.size()));
     return t.rfind("restore_command", 0) == 0 || t.rfind("recovery_target", 0) == 0;
 }
 }  // namespace
+
+std::string conf_quote(const std::string& s)
+{
+    // Quotes double; backslashes too, since the configuration parser reads escapes
+    // (a shell-quoted restore_command holds both).
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'' || c == '\\')
+            out += c;
+        out += c;
+    }
+    return out + "'";
+}
 
 void add_target_options(CLI::App* cmd, Target& t)
 {

@@ -18,6 +18,9 @@ struct Target {
     std::string action = "promote";  // recovery_target_action: promote | pause | shutdown
 };
 
+// A postgresql.conf string literal ('' and \\ inside).
+std::string conf_quote(const std::string& s);
+
 // --target-time, --target-lsn, --target-xid, --latest, --target-action on a command.
 void add_target_options(CLI::App* cmd, Target& target);
 

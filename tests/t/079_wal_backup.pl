@@ -91,6 +91,17 @@ ok(@after && (substr($after[0], 8) le substr($start2, 8)), 'WAL from the kept ba
 ($ok, $out, $err) = warden_run('wal', 'verify', '--dir', $dir);
 ok($ok, 'the kept backup can still be rolled forward without a gap') or diag($out . $err);
 
+# A backup folder whose path holds a quote and a backslash: the server reads back the
+# restore_command that was written (shell quoting inside a configuration literal).
+my $odd = $restored->basedir . "/it's a \\ dir";
+mkdir $odd;
+($ok, $out, $err) = warden_run('wal', 'recovery-settings', '--dir', $odd, '-D', $restored->data_dir, '--latest');
+ok($ok, 'recovery settings for an odd folder name') or diag($err);
+my ($read_back) = run_command([ 'postgres', '-D', $restored->data_dir, '-C', 'restore_command' ]);
+my $shell_quoted = "'" . ($odd =~ s/'/'\\''/gr) . "'";
+like($read_back, qr/--dir \Q$shell_quoted\E /, 'the server parses it back intact')
+  or diag($read_back);
+
 is(stop_receiver($pid), 0, 'receiver stopped');
 $node->stop;
 done_testing();
