@@ -279,12 +279,18 @@ void write_description(const std::string& backup_dir, const BackupInfo& info)
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    // Both always run (no fd left open); the first failure is the one reported.
+    int synced = ::fsync(fd) == 0 ? 0 : errno;
+    int closed = ::close(fd) == 0 ? 0 : errno;
+    if (synced != 0 || closed != 0) {
         ::unlink(tmp.c_str());
-        throw Error("58030", "could not fsync \"" + tmp + "\": " + std::strerror(errno));
+        throw Error("58030", "could not fsync \"" + tmp + "\": " + std::strerror(synced ? synced : closed));
     }
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-        throw Error("58030", "could not rename \"" + tmp + "\": " + std::strerror(errno));
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+        int saved = errno;
+        ::unlink(tmp.c_str());
+        throw Error("58030", "could not rename \"" + tmp + "\": " + std::strerror(saved));
+    }
     fsync_path(backup_dir, true);
 }
 

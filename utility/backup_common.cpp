@@ -83,7 +83,15 @@ BackupFolder start_backup_folder(const std::string& root)
         if (errno != EEXIST)
             io_error("create", f.partial);
     }
-    std::ofstream(f.partial + "/owner.pid") << ::getpid() << "\n";
+    // Prune tells a running backup from an abandoned one by this file: it must be there.
+    std::ofstream owner(f.partial + "/owner.pid");
+    if (!(owner << ::getpid() << "\n" << std::flush)) {
+        int saved = errno;
+        ::unlink((f.partial + "/owner.pid").c_str());
+        ::rmdir(f.partial.c_str());
+        errno = saved;
+        io_error("write", f.partial + "/owner.pid");
+    }
     return f;
 }
 

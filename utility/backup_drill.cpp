@@ -63,11 +63,13 @@ DrillReport drill_physical(const std::string& backup_path, const BackupInfo& inf
         // The socket lives in the 0700 scratch folder and nothing listens on TCP, so
         // local trust reaches only this user: the drill needs no password.
         std::ofstream(data + "/pg_hba.conf", std::ios::trunc) << "local all all trust\n";
+        // Set before the start: a start that times out may still leave a server running,
+        // and stopping one that is not running does no harm.
+        started = true;
         run_checked({pg_ctl, "-D", data, "-w", "-t", "300", "-l", scratch + "/server.log", "-o",
                      std::string("-c port=") + kDrillPort + " -c listen_addresses='' -c unix_socket_directories='" +
                          scratch + "' -c archive_mode=off",
                      "start"});
-        started = true;
         r.restore_seconds = seconds_since(t0);
 
         double t1 = monotonic_seconds();
@@ -80,7 +82,7 @@ DrillReport drill_physical(const std::string& backup_path, const BackupInfo& inf
         r.check_seconds = seconds_since(t1);
         r.ok = true;
         r.detail = "restored, started and passed pg_amcheck --heapallindexed";
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // any failure must reach the cleanup below
         r.ok = false;
         r.detail = e.what();
     }
@@ -106,7 +108,7 @@ DrillReport drill_logical(const std::string& backup_path, const BackupInfo& info
         r.restore_seconds = seconds_since(t0);
         r.ok = true;
         r.detail = "restored; row counts match for " + std::to_string(report.tables_checked) + " tables";
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // any failure must reach the cleanup below
         r.ok = false;
         r.detail = e.what();
     }

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "error.hpp"
 
@@ -77,7 +78,10 @@ std::string compress_block(Compression c, int level, const char* data, std::size
             throw Error(sqlstate::internal_error, "zlib compression failed");
         return out;
     }
-    thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    // One context per compressor thread, freed when the thread ends.
+    thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> context(ZSTD_createCCtx(),
+                                                                             &ZSTD_freeCCtx);
+    ZSTD_CCtx* cctx = context.get();
     ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
