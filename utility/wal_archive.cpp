@@ -350,7 +350,10 @@ ArchiveStatus Archive::status() const
         return ec ? -1 : static_cast<std::int64_t>(
                              std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
     };
+    // segment_size() reads archive.json: once, not twice per segment.
+    const std::uint64_t seg = segment_size();
     std::string newest_name;
+    std::optional<wal::SegmentId> newest;
     for (const auto& entry : fs::directory_iterator(dir_)) {
         std::string n = entry.path().filename().string();
         std::error_code ec;
@@ -362,10 +365,12 @@ ArchiveStatus Archive::status() const
             ++st.segments;
             // Newest by segment number, then timeline: names sort that way within a
             // timeline only, so compare the parsed parts.
-            auto id = wal::parse_segment_name(n, segment_size());
-            auto best = wal::parse_segment_name(newest_name, segment_size());
-            if (id && (!best || id->segno > best->segno || (id->segno == best->segno && id->tli > best->tli)))
+            auto id = wal::parse_segment_name(n, seg);
+            if (id && (!newest || id->segno > newest->segno ||
+                       (id->segno == newest->segno && id->tli > newest->tli))) {
+                newest = id;
                 newest_name = n;
+            }
         }
     }
     if (!newest_name.empty()) {
@@ -373,7 +378,7 @@ ArchiveStatus Archive::status() const
         st.newest_age_seconds = age(dir_ / newest_name);
     }
     if (auto live = live_partial()) {
-        st.live_partial = wal::segment_name(live->first.tli, live->first.segno, segment_size());
+        st.live_partial = wal::segment_name(live->first.tli, live->first.segno, seg);
         st.live_partial_age_seconds = age(dir_ / (st.live_partial + ".partial"));
     }
     fs::path lock = dir_ / "receiver.lock";
