@@ -22,12 +22,6 @@ bool is_name_char(char c)
            c == '_' || c == '-';
 }
 
-std::string_view strip_leading_zeros(std::string_view v)
-{
-    while (v.size() > 1 && v.front() == '0')
-        v.remove_prefix(1);
-    return v;
-}
 
 [[noreturn]] void bad_input(const std::string& message, const std::string& hint = {})
 {
@@ -47,10 +41,17 @@ bool is_version(std::string_view s)
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::string_view version_key(std::string_view v)
+{
+    while (v.size() > 1 && v.front() == '0')
+        v.remove_prefix(1);
+    return v;
+}
+
 int compare_versions(std::string_view a, std::string_view b)
 {
-    a = strip_leading_zeros(a);
-    b = strip_leading_zeros(b);
+    a = version_key(a);
+    b = version_key(b);
     if (a.size() != b.size())
         return a.size() < b.size() ? -1 : 1;
     int c = a.compare(b);
@@ -191,7 +192,7 @@ std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& fi
             bad_input("\"" + f.file_name + "\" is empty");
         ScriptDirectives directives = parse_directives(f.content, f.file_name);
 
-        std::string key(strip_leading_zeros(parsed->version));
+        std::string key(version_key(parsed->version));
         Pending& p = by_version[key];
         MigrationFile& m = p.m;
         if (!m.version.empty() && m.name != parsed->name)

@@ -26,6 +26,9 @@ struct MigrationFileName {
 // Parses a file name; nullopt when it is not a migration name (e.g. README.md, "x.sql").
 std::optional<MigrationFileName> parse_migration_file_name(std::string_view file_name);
 
+// A version as the ledger keys it: digits without leading zeros ("007" -> "7", "0" stays).
+std::string_view version_key(std::string_view v);
+
 // Numeric comparison of digit strings of any length: <0, 0, >0.
 int compare_versions(std::string_view a, std::string_view b);
 

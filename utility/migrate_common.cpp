@@ -27,8 +27,7 @@ void progress(const std::string& line)
 
 std::string version_key(const std::string& v)
 {
-    std::size_t i = v.find_first_not_of('0');
-    return i == std::string::npos ? "0" : v.substr(i);
+    return std::string(warden::version_key(v));
 }
 
 std::string label(const std::string& version, const std::string& name)

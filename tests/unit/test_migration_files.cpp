@@ -35,6 +35,9 @@ TEST_CASE("ledger: versions compare as numbers", "[migration_files]")
     CHECK(compare_versions("2", "10") < 0);
     CHECK(compare_versions("10", "2") > 0);
     CHECK(compare_versions("001", "1") == 0);
+    CHECK(version_key("007") == "7");
+    CHECK(version_key("000") == "0");
+    CHECK(version_key("20261123031500") == "20261123031500");
     CHECK(compare_versions("009", "010") < 0);
     CHECK(compare_versions("999", "20261123025500") < 0);
     CHECK(compare_versions("0", "000") == 0);
