@@ -162,11 +162,12 @@ static void start_worker(int i)
     memcpy(worker.bgw_extra, &slot->dboid, sizeof(Oid));
     worker.bgw_notify_pid = MyProcPid;
 
+    TimestampTz now = GetCurrentTimestamp();
     SpinLockAcquire(&warden_workers->mutex);
     slot->active = true;
     slot->exited_on_purpose = false;
     slot->state = WARDEN_SLOT_STARTING;
-    slot->started_at = GetCurrentTimestamp();
+    slot->started_at = now;
     SpinLockRelease(&warden_workers->mutex);
 
     // The handle outlives the loop's memory context, which is reset every pass.
@@ -178,10 +179,11 @@ static void start_worker(int i)
         return;
     }
     handles[i] = NULL;
+    TimestampTz retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
     SpinLockAcquire(&warden_workers->mutex);
     slot->active = false;
     slot->state = WARDEN_SLOT_BACKOFF;
-    slot->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+    slot->retry_at = retry_at;
     SpinLockRelease(&warden_workers->mutex);
     if (!warned_out_of_slots)
         ereport(WARNING,
@@ -288,16 +290,18 @@ static void stop_orphaned_workers(void)
 {
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
     for (;;) {
+        // The pids are copied under the spinlock and signalled after it: no system call
+        // while a spinlock is held.
         int running = 0;
+        pid_t* pids = (pid_t*) palloc(sizeof(pid_t) * warden_workers->nslots);  // fixed at startup
         SpinLockAcquire(&warden_workers->mutex);
-        for (int i = 0; i < warden_workers->nslots; i++) {
-            WardenDbSlot* slot = &warden_workers->slots[i];
-            if (slot->pid != 0) {
-                running++;
-                kill(slot->pid, SIGTERM);
-            }
-        }
+        for (int i = 0; i < warden_workers->nslots; i++)
+            if (warden_workers->slots[i].pid != 0)
+                pids[running++] = warden_workers->slots[i].pid;
         SpinLockRelease(&warden_workers->mutex);
+        for (int i = 0; i < running; i++)
+            kill(pids[i], SIGTERM);
+        pfree(pids);
         if (running == 0 || GetCurrentTimestamp() >= deadline)
             break;
         (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
@@ -320,10 +324,11 @@ void warden_launcher_main(Datum main_arg)
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
 
+    TimestampTz started_at = GetCurrentTimestamp();
     SpinLockAcquire(&warden_workers->mutex);
     warden_workers->launcher_pid = MyProcPid;
     warden_workers->launcher_latch = MyLatch;
-    warden_workers->launcher_started_at = GetCurrentTimestamp();
+    warden_workers->launcher_started_at = started_at;
     warden_workers->rescan_requested = true;
     SpinLockRelease(&warden_workers->mutex);
     before_shmem_exit(launcher_detach, (Datum) 0);
@@ -350,10 +355,11 @@ void warden_launcher_main(Datum main_arg)
 
         MemoryContext old = MemoryContextSwitchTo(loop_context);
         bool rescan;
+        TimestampTz woke_at = GetCurrentTimestamp();
         SpinLockAcquire(&warden_workers->mutex);
         rescan = warden_workers->rescan_requested;
         warden_workers->rescan_requested = false;
-        warden_workers->launcher_last_wake = GetCurrentTimestamp();
+        warden_workers->launcher_last_wake = woke_at;
         SpinLockRelease(&warden_workers->mutex);
 
         pgstat_report_activity(STATE_RUNNING, "scanning databases");

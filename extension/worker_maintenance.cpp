@@ -141,12 +141,13 @@ void warden_maintenance_main(Datum main_arg)
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
 
+    TimestampTz started_at = GetCurrentTimestamp();  // no system call under the spinlock
     SpinLockAcquire(&warden_workers->mutex);
     bool mine = slot()->dboid == dboid;
     if (mine) {
         slot()->pid = MyProcPid;
         slot()->latch = MyLatch;
-        slot()->started_at = GetCurrentTimestamp();
+        slot()->started_at = started_at;
     }
     SpinLockRelease(&warden_workers->mutex);
     if (!mine)
@@ -167,8 +168,9 @@ void warden_maintenance_main(Datum main_arg)
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
         }
+        TimestampTz woke_at = GetCurrentTimestamp();
         SpinLockAcquire(&warden_workers->mutex);
-        slot()->last_wake = GetCurrentTimestamp();
+        slot()->last_wake = woke_at;
         SpinLockRelease(&warden_workers->mutex);
 
         if (warden_maintenance_enabled) {

@@ -149,11 +149,12 @@ void warden_workers_pause(Oid dboid)
     for (;;) {
         bool busy = false;
         Latch* launcher = NULL;
+        TimestampTz paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 60000);
         SpinLockAcquire(&warden_workers->mutex);
         int i = find_slot(dboid);
         if (i >= 0) {
             WardenDbSlot* slot = &warden_workers->slots[i];
-            slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 60000);
+            slot->paused_until = paused_until;
             busy = slot->active;
         }
         launcher = warden_workers->launcher_latch;
