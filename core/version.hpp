@@ -2,5 +2,5 @@
 #pragma once
 
 namespace warden {
-inline constexpr const char* kVersion = "1.1.0";
+inline constexpr const char* kVersion = "1.2.0";
 }
