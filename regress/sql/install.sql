@@ -34,13 +34,13 @@ LANGUAGE sql AS $$
                                    ',' ORDER BY a.attname)
                  FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-                (SELECT string_agg(pg_get_constraintdef(k.oid), ';' ORDER BY 1)
+                (SELECT string_agg(pg_get_constraintdef(k.oid), ';' ORDER BY pg_get_constraintdef(k.oid))
                  FROM pg_constraint k WHERE k.conrelid = c.oid),
-                (SELECT string_agg(pg_get_indexdef(i.indexrelid), ';' ORDER BY 1)
+                (SELECT string_agg(pg_get_indexdef(i.indexrelid), ';' ORDER BY pg_get_indexdef(i.indexrelid))
                  FROM pg_index i WHERE i.indrelid = c.oid),
-                (SELECT string_agg(pg_get_triggerdef(t.oid), ';' ORDER BY 1)
+                (SELECT string_agg(pg_get_triggerdef(t.oid), ';' ORDER BY pg_get_triggerdef(t.oid))
                  FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
-                (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), ';' ORDER BY 1)
+                (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), ';' ORDER BY pol.polname)
                  FROM pg_policy pol WHERE pol.polrelid = c.oid))
               FROM pg_class c WHERE c.oid = d.objid)
            WHEN 'pg_event_trigger'::regclass THEN
