@@ -28,6 +28,10 @@ TarMember describe_entry(archive_entry* entry)
     m.path = p ? p : "";
     while (m.path.size() > 1 && m.path.back() == '/')
         m.path.pop_back();
+    // PostgreSQL 15 names one member "./pg_wal/archive_status": one leading "./" is
+    // the same place; anything else non-canonical is refused later.
+    if (m.path.rfind("./", 0) == 0)
+        m.path.erase(0, 2);
     m.size = static_cast<std::uint64_t>(archive_entry_size(entry));
     m.sparse = archive_entry_sparse_count(entry) > 0;
     m.mtime = static_cast<std::int64_t>(archive_entry_mtime(entry));

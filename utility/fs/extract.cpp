@@ -151,11 +151,13 @@ RestoreDir::RestoreDir(const std::string& path, const std::string& what, bool fo
             fail("create", path_, errno);
         fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow_symlink ? 0 : O_NOFOLLOW));
         if (fd_ < 0) {
-            if (errno == ELOOP || errno == ENOTDIR)
+            int err = errno;
+            if (err == ELOOP || err == ENOTDIR) {
+                bool link = ::lstat(path_.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
                 throw Error(sqlstate::object_not_in_prerequisite_state,
-                            what + " \"" + path_ + "\" is not a directory" +
-                                (errno == ELOOP ? " (a symbolic link)" : ""));
-            fail("open", path_, errno);
+                            what + " \"" + path_ + "\" is not a directory" + (link ? " (a symbolic link)" : ""));
+            }
+            fail("open", path_, err);
         }
         if (::fstat(fd_, &st) != 0)
             fail("examine", path_, errno);
