@@ -45,12 +45,14 @@ void BackupContentCheck::admit(const std::string& oid, const TarMember& m)
                                             "; refusing");
     }
     std::string path = data_path(oid, m.path);
+    // Data behind a directory or a link would be skipped unread: decompressed for nothing.
+    if ((m.type == 'd' || m.type == 'l') && m.size != 0)
+        corrupt(path, std::string(m.type == 'd' ? "a directory" : "a symbolic link") + " with " +
+                          std::to_string(m.size) + " bytes of data; refusing");
     switch (m.type) {
     case 'f':
         break;
     case 'd':
-        if (m.size != 0)
-            corrupt(path, "a directory with " + std::to_string(m.size) + " bytes of data; refusing");
         return;
     case 'l':
         // The server writes one link per tablespace; restore makes its own.
