@@ -165,6 +165,12 @@ $restored->start;
 is($restored->safe_psql('postgres', 'SELECT 1'), '1', 'the restored copy starts and answers');
 $restored->stop;
 
+# The drill restores the same way (every warden run here starts in $cwd).
+($rc, $out, $err) = warden_run('backup', 'drill', '--dir', $dir, $id, '-d', $connstr);
+is($rc, 0, 'drill from the same working directory passes') or diag($err);
+like($out, qr/drill of $id: passed/, 'drill reports success');
+is_deeply(snapshot($play), $before, 'the drill left the working directory alone too');
+
 # --- modes: setuid, setgid, sticky and world-writable members, and a directory named
 # like one beside the caller ------------------------------------------------------
 
