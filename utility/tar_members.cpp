@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backup_paths.hpp"
 #include "error.hpp"
 
 namespace warden {
@@ -72,19 +73,19 @@ std::string hash_entry_data(archive* ar, const TarMember& m,
             break;
         if (rc != ARCHIVE_OK)
             throw Error(sqlstate::data_exception,
-                        "could not read \"" + m.path + "\" from the archive: " + archive_error(ar));
+                        "could not read \"" + printable(m.path) + "\" from the archive: " + archive_error(ar));
         // A hole would hash as zeros that are nowhere in the file: refused, not filled.
         if (offset < 0 || static_cast<std::uint64_t>(offset) != expected)
-            throw Error("XX001", m.path + ": the archive holds it with holes (a sparse member); refusing");
+            throw Error("XX001", printable(m.path) + ": the archive holds it with holes (a sparse member); refusing");
         if (len > m.size - expected)
-            throw Error("XX001", m.path + ": more data in the archive than its size " + std::to_string(m.size));
+            throw Error("XX001", printable(m.path) + ": more data in the archive than its size " + std::to_string(m.size));
         h.update(buf, len);
         if (sink)
             sink(buf, len, offset);
         expected += len;
     }
     if (expected != m.size)
-        throw Error("XX001", m.path + ": " + std::to_string(expected) + " bytes in the archive, " +
+        throw Error("XX001", printable(m.path) + ": " + std::to_string(expected) + " bytes in the archive, " +
                                  std::to_string(m.size) + " announced");
     return h.hex_digest();
 }
