@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backup_paths.hpp"
 #include "checksum.hpp"
 #include "error.hpp"
 
@@ -96,11 +97,16 @@ BackupManifest BackupManifest::parse(std::string_view text)
                 file.path = f.at("Path").get<std::string>();
             else
                 file.path = decode_hex(f.at("Encoded-Path").get<std::string>());
+            // Restore and verify write and compare by these names and sizes.
+            if (std::string why = member_path_problem(file.path); !why.empty())
+                bad_manifest("path \"" + printable(file.path) + "\" " + why);
+            if (!f.at("Size").is_number_unsigned())
+                bad_manifest("size of " + printable(file.path) + " is not a non-negative integer");
             file.size = f.at("Size").get<std::uint64_t>();
             file.checksum_algorithm = f.value("Checksum-Algorithm", "NONE");
             file.checksum = lowercase(f.value("Checksum", ""));
             if (!m.index_.emplace(file.path, m.files_.size()).second)
-                bad_manifest("duplicate path " + file.path);
+                bad_manifest("duplicate path " + printable(file.path));
             m.files_.push_back(std::move(file));
         }
         if (doc.contains("WAL-Ranges")) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backup_paths.hpp"
 #include "error.hpp"
 #include "lsn.hpp"
 
@@ -9,10 +10,11 @@ namespace warden {
 
 namespace {
 constexpr const char* kWalDir = "pg_wal/";
+constexpr const char* kTablespaceDir = "pg_tblspc/";
 
 [[noreturn]] void corrupt(const std::string& file, const std::string& what)
 {
-    throw Error("XX001", file + ": " + what);
+    throw Error("XX001", printable(file) + ": " + what);
 }
 }  // namespace
 
@@ -34,38 +36,86 @@ std::string BackupContentCheck::data_path(const std::string& oid, const std::str
     return oid.empty() ? member : "pg_tblspc/" + oid + "/" + member;
 }
 
-void BackupContentCheck::check(const std::string& oid, const TarMember& m)
+void BackupContentCheck::admit(const std::string& oid, const TarMember& m)
 {
-    if (m.type != 'f')
-        return;
+    if (std::string why = member_path_problem(m.path); !why.empty()) {
+        bool escapes = !m.path.empty() && (m.path.front() == '/' || why.find("\"..\"") != std::string::npos);
+        corrupt(data_path(oid, m.path), "member name " + why +
+                                            (escapes ? ": it would be written outside the target directory" : "") +
+                                            "; refusing");
+    }
     std::string path = data_path(oid, m.path);
+    // Data behind a directory or a link would be skipped unread: decompressed for nothing.
+    if ((m.type == 'd' || m.type == 'l') && m.size != 0)
+        corrupt(path, std::string(m.type == 'd' ? "a directory" : "a symbolic link") + " with " +
+                          std::to_string(m.size) + " bytes of data; refusing");
+    switch (m.type) {
+    case 'f':
+        break;
+    case 'd':
+        return;
+    case 'l':
+        // The server writes one link per tablespace; restore makes its own.
+        if (oid.empty() && path.rfind(kTablespaceDir, 0) == 0 &&
+            tablespace_oid_problem(path.substr(std::string(kTablespaceDir).size())).empty())
+            return;
+        corrupt(path, "a symbolic link outside pg_tblspc/OID (to " + printable(m.link) + "); refusing");
+    case 'h':
+        corrupt(path, "a hard link (to " + printable(m.link) + "); refusing");
+    default:
+        corrupt(path, "neither a file, a directory nor a tablespace link; refusing");
+    }
+    if (m.sparse)
+        corrupt(path, "a sparse member (" + std::to_string(m.size) + " bytes with holes); refusing");
+    if (!seen_.insert(path).second)
+        corrupt(path, "appears twice in the archives");
     if (oid.empty() && path.rfind(kWalDir, 0) == 0) {
         // The server's manifest leaves out the WAL it appends; pg_warden lists it.
-        CatalogFile f{path.substr(std::string(kWalDir).size()), m.size, m.sha256};
-        if (wal_expected_) {
-            auto it = std::find_if(wal_expected_->begin(), wal_expected_->end(),
-                                   [&](const CatalogFile& w) { return w.name == f.name; });
-            if (it == wal_expected_->end())
-                corrupt(path, "not recorded in backup.json");
-            if (it->size != f.size || it->sha256 != f.sha256)
-                corrupt(path, "checksum mismatch (recorded " + it->sha256 + ", found " + f.sha256 + ")");
-        }
-        if (!seen_.insert(path).second)
-            corrupt(path, "appears twice in the archives");
-        wal_found_.push_back(std::move(f));
+        if (!wal_expected_)
+            return;
+        std::string name = path.substr(std::string(kWalDir).size());
+        auto it = std::find_if(wal_expected_->begin(), wal_expected_->end(),
+                               [&](const CatalogFile& w) { return w.name == name; });
+        if (it == wal_expected_->end())
+            corrupt(path, "not recorded in backup.json");
+        if (it->size != m.size)
+            corrupt(path, "size " + std::to_string(m.size) + " differs from backup.json's " + std::to_string(it->size));
         return;
     }
     const ManifestFile* mf = manifest_.find(path);
     if (!mf)
         corrupt(path, "is in the archive but not in backup_manifest");
-    if (!seen_.insert(path).second)
-        corrupt(path, "appears twice in the archives");
     if (mf->size != m.size)
         corrupt(path, "size " + std::to_string(m.size) + " differs from backup_manifest's " +
                           std::to_string(mf->size));
+}
+
+void BackupContentCheck::check_content(const std::string& oid, const TarMember& m)
+{
+    if (m.type != 'f')
+        return;
+    std::string path = data_path(oid, m.path);
+    if (oid.empty() && path.rfind(kWalDir, 0) == 0) {
+        CatalogFile f{path.substr(std::string(kWalDir).size()), m.size, m.sha256};
+        if (wal_expected_) {
+            auto it = std::find_if(wal_expected_->begin(), wal_expected_->end(),
+                                   [&](const CatalogFile& w) { return w.name == f.name; });
+            if (it->sha256 != f.sha256)
+                corrupt(path, "checksum mismatch (recorded " + it->sha256 + ", found " + f.sha256 + ")");
+        }
+        wal_found_.push_back(std::move(f));
+        return;
+    }
+    const ManifestFile* mf = manifest_.find(path);
     if (mf->checksum_algorithm == "SHA256" && mf->checksum != m.sha256)
         corrupt(path, "checksum mismatch with backup_manifest (recorded " + mf->checksum +
                           ", found " + m.sha256 + ")");
+}
+
+void BackupContentCheck::check(const std::string& oid, const TarMember& m)
+{
+    admit(oid, m);
+    check_content(oid, m);
 }
 
 void BackupContentCheck::finish()

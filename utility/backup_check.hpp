@@ -21,7 +21,14 @@ public:
     // The path a member of an archive has in the data directory ("" = base archive).
     static std::string data_path(const std::string& tablespace_oid, const std::string& member);
 
-    // Throws warden::Error naming the file when it differs from what was recorded.
+    // Before a member's content is read or written: its name is canonical, its type one
+    // that BASE_BACKUP writes there (a symbolic link only at pg_tblspc/OID in the base
+    // archive), no holes, and a file is expected (backup_manifest, or backup.json for
+    // WAL) with exactly this size, once. Throws warden::Error naming the member.
+    void admit(const std::string& tablespace_oid, const TarMember& m);
+    // After a file's content was hashed: the checksum matches what was recorded.
+    void check_content(const std::string& tablespace_oid, const TarMember& m);
+    // Both, for members hashed before they are checked (while a backup is taken).
     void check(const std::string& tablespace_oid, const TarMember& m);
     // Throws when a file of the manifest or a recorded WAL segment never appeared.
     void finish();

@@ -1,6 +1,7 @@
 #include "tar_members.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backup_paths.hpp"
 #include "error.hpp"
 
 namespace warden {
@@ -27,7 +29,13 @@ TarMember describe_entry(archive_entry* entry)
     m.path = p ? p : "";
     while (m.path.size() > 1 && m.path.back() == '/')
         m.path.pop_back();
+    // PostgreSQL 15 names one member "./pg_wal/archive_status": one leading "./" is
+    // the same place; anything else non-canonical is refused later.
+    if (m.path.rfind("./", 0) == 0)
+        m.path.erase(0, 2);
     m.size = static_cast<std::uint64_t>(archive_entry_size(entry));
+    m.sparse = archive_entry_sparse_count(entry) > 0;
+    m.mtime = static_cast<std::int64_t>(archive_entry_mtime(entry));
     if (const char* hl = archive_entry_hardlink(entry)) {
         m.type = 'h';
         m.link = hl;
@@ -51,33 +59,34 @@ TarMember describe_entry(archive_entry* entry)
     return m;
 }
 
-std::string hash_entry_data(archive* ar, const std::string& name,
+std::string hash_entry_data(archive* ar, const TarMember& m,
                             const std::function<void(const void*, std::size_t, std::int64_t)>& sink)
 {
     Sha256 h;
     const void* buf;
     size_t len;
     la_int64_t offset;
-    la_int64_t expected = 0;
+    std::uint64_t expected = 0;
     for (;;) {
         int rc = archive_read_data_block(ar, &buf, &len, &offset);
         if (rc == ARCHIVE_EOF)
             break;
         if (rc != ARCHIVE_OK)
             throw Error(sqlstate::data_exception,
-                        "could not read \"" + name + "\" from the archive: " + archive_error(ar));
-        // Sparse holes come back as gaps in the offsets; they hash as zeros.
-        static const char zeros[8192] = {};
-        while (expected < offset) {
-            std::size_t n = static_cast<std::size_t>(std::min<la_int64_t>(offset - expected, sizeof zeros));
-            h.update(zeros, n);
-            expected += static_cast<la_int64_t>(n);
-        }
+                        "could not read \"" + printable(m.path) + "\" from the archive: " + archive_error(ar));
+        // A hole would hash as zeros that are nowhere in the file: refused, not filled.
+        if (offset < 0 || static_cast<std::uint64_t>(offset) != expected)
+            throw Error("XX001", printable(m.path) + ": the archive holds it with holes (a sparse member); refusing");
+        if (len > m.size - expected)
+            throw Error("XX001", printable(m.path) + ": more data in the archive than its size " + std::to_string(m.size));
         h.update(buf, len);
         if (sink)
             sink(buf, len, offset);
-        expected = offset + static_cast<la_int64_t>(len);
+        expected += len;
     }
+    if (expected != m.size)
+        throw Error("XX001", printable(m.path) + ": " + std::to_string(expected) + " bytes in the archive, " +
+                                 std::to_string(m.size) + " announced");
     return h.hex_digest();
 }
 
@@ -120,7 +129,7 @@ void StreamingTarHasher::run()
                 throw Error(sqlstate::data_exception, "unreadable tar stream: " + archive_error(ar));
             TarMember m = describe_entry(entry);
             if (m.type == 'f')
-                m.sha256 = hash_entry_data(ar, m.path);
+                m.sha256 = hash_entry_data(ar, m);
             members_.push_back(std::move(m));
         }
     } catch (const std::exception& e) {
@@ -143,11 +152,23 @@ std::vector<TarMember> StreamingTarHasher::finish()
     return std::move(members_);
 }
 
-ArchiveFileReader::ArchiveFileReader(const std::string& path) : path_(path), queue_(64)
+ArchiveFileReader::ArchiveFileReader(const std::string& path, std::uint64_t expected_size)
+    : path_(path), queue_(64)
 {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO planted in the backup folder must not hang the open.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         throw Error("58030", "could not open \"" + path + "\": " + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw Error("XX001", "\"" + path + "\" is not a regular file");
+    }
+    if (static_cast<std::uint64_t>(st.st_size) != expected_size) {
+        ::close(fd);
+        throw Error("XX001", "\"" + path + "\": size " + std::to_string(st.st_size) + " differs from the recorded " +
+                                 std::to_string(expected_size) + " (truncated or damaged)");
+    }
     producer_ = std::thread([this, fd] {
         try {
             auto ends_with = [&](const char* suffix) {
@@ -202,6 +223,14 @@ bool ArchiveFileReader::read_input(int fd, std::vector<char>& buf, std::size_t& 
     }
 }
 
+void ArchiveFileReader::hash_rest(int fd)
+{
+    std::vector<char> buf(1 << 20);
+    std::size_t len;
+    while (read_input(fd, buf, len)) {
+    }
+}
+
 void ArchiveFileReader::emit(const char* data, std::size_t len)
 {
     if (len == 0)
@@ -214,8 +243,9 @@ void ArchiveFileReader::copy_plain(int fd)
 {
     std::vector<char> in(1 << 20);
     std::size_t len;
-    while (read_input(fd, in, len))
+    while (!stop_decompressing_ && read_input(fd, in, len))
         emit(in.data(), len);
+    hash_rest(fd);
 }
 
 void ArchiveFileReader::decompress_gzip(int fd)
@@ -228,9 +258,11 @@ void ArchiveFileReader::decompress_gzip(int fd)
     bool in_member = false;
     std::size_t len;
     while (read_input(fd, in, len)) {
+        if (stop_decompressing_)
+            return hash_rest(fd);
         zs.next_in = reinterpret_cast<Bytef*>(in.data());
         zs.avail_in = static_cast<uInt>(len);
-        while (zs.avail_in > 0) {
+        while (zs.avail_in > 0 && !stop_decompressing_) {
             // The file is a series of gzip members, one per compressed block.
             if (!in_member) {
                 inflateReset(&zs);
@@ -247,7 +279,7 @@ void ArchiveFileReader::decompress_gzip(int fd)
         }
     }
     // Drain what inflate still holds for the last member.
-    while (in_member) {
+    while (in_member && !stop_decompressing_) {
         zs.next_out = reinterpret_cast<Bytef*>(out.data());
         zs.avail_out = static_cast<uInt>(out.size());
         int rc = inflate(&zs, Z_FINISH);
@@ -266,8 +298,10 @@ void ArchiveFileReader::decompress_zstd(int fd)
     std::size_t pending = 0;
     std::size_t len;
     while (read_input(fd, in, len)) {
+        if (stop_decompressing_)
+            return hash_rest(fd);
         ZSTD_inBuffer input{in.data(), len, 0};
-        while (input.pos < input.size) {
+        while (input.pos < input.size && !stop_decompressing_) {
             ZSTD_outBuffer output{out.data(), out.size(), 0};
             pending = ZSTD_decompressStream(dctx.get(), &output, &input);
             if (ZSTD_isError(pending))
@@ -278,7 +312,7 @@ void ArchiveFileReader::decompress_zstd(int fd)
     for (;;) {
         ZSTD_inBuffer input{nullptr, 0, 0};
         ZSTD_outBuffer output{out.data(), out.size(), 0};
-        if (pending == 0)
+        if (pending == 0 || stop_decompressing_)
             break;
         pending = ZSTD_decompressStream(dctx.get(), &output, &input);
         if (ZSTD_isError(pending))
@@ -301,6 +335,7 @@ la_ssize_t ArchiveFileReader::read_cb(archive*, void* self, const void** buf)
 void ArchiveFileReader::finish_producer()
 {
     // libarchive stops at the tar's end marker: drain the rest so the thread can end.
+    stop_decompressing_ = true;
     Chunk rest;
     while (queue_.pop(rest)) {
     }

@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 
 #include <cstdint>
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -24,6 +25,8 @@ struct TarMember {
     std::uint64_t size = 0;
     std::string sha256;  // files only
     std::string link;    // symlink or hard link target
+    bool sparse = false;  // holes in the tar: never written by BASE_BACKUP
+    std::int64_t mtime = 0;
 };
 
 TarMember describe_entry(archive_entry* entry);
@@ -59,7 +62,9 @@ private:
 // own checksum and its members.
 class ArchiveFileReader {
 public:
-    explicit ArchiveFileReader(const std::string& path);
+    // The file must be a regular file (not a link to one) of exactly expected_size
+    // bytes, checked before anything is read.
+    ArchiveFileReader(const std::string& path, std::uint64_t expected_size);
     ~ArchiveFileReader();
     ArchiveFileReader(const ArchiveFileReader&) = delete;
     ArchiveFileReader& operator=(const ArchiveFileReader&) = delete;
@@ -78,6 +83,7 @@ private:
     void decompress_zstd(int fd);
     void copy_plain(int fd);
     bool read_input(int fd, std::vector<char>& buf, std::size_t& len);
+    void hash_rest(int fd);
     void emit(const char* data, std::size_t len);
     void finish_producer();
 
@@ -89,10 +95,15 @@ private:
     std::string hash_hex_;
     std::string error_;
     std::thread producer_;
+    // Set once libarchive is done: what follows the tar's end is hashed, not
+    // decompressed, so trailing data cannot make a small file expand without bound.
+    std::atomic<bool> stop_decompressing_{false};
 };
 
-// Hashes the current entry's data (and passes each block to sink, if given).
-std::string hash_entry_data(archive* ar, const std::string& name,
+// Hashes the current entry's data (and passes each block to sink, if given). The data
+// must be exactly m.size bytes without holes: anything else is an error, raised before
+// more than m.size bytes are read.
+std::string hash_entry_data(archive* ar, const TarMember& m,
                             const std::function<void(const void*, std::size_t, std::int64_t)>& sink = {});
 
 }  // namespace warden

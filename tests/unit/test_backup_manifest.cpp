@@ -22,7 +22,7 @@ const std::string kFiles =
     "{ \"Path\": \"backup_label\", \"Size\": 225, \"Last-Modified\": \"2026-11-23 03:00:00 "
     "GMT\", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": "
     "\"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\" },\n"
-    "{ \"Encoded-Path\": \"676c6f62616c2f706700\", \"Size\": 8192, \"Last-Modified\": "
+    "{ \"Encoded-Path\": \"676c6f62616c2f7067ff\", \"Size\": 8192, \"Last-Modified\": "
     "\"2026-11-23 03:00:00 GMT\", \"Checksum-Algorithm\": \"NONE\" }";
 }  // namespace
 
@@ -37,7 +37,7 @@ TEST_CASE("a PostgreSQL 15 manifest parses and files are found", "[backup_manife
     REQUIRE(label->checksum_algorithm == "SHA256");
     // Checksums are compared in lowercase hex, as core/checksum.hpp produces them.
     REQUIRE(label->checksum == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    REQUIRE(m.find(std::string("global/pg\0", 10)) != nullptr);
+    REQUIRE(m.find("global/pg\xff") != nullptr);
     REQUIRE(m.find("PG_VERSION") == nullptr);
     REQUIRE(m.wal_ranges().size() == 1);
     REQUIRE(m.wal_ranges()[0].start_lsn == parse_lsn("0/2000028"));
@@ -64,6 +64,23 @@ TEST_CASE("duplicate paths are refused", "[backup_manifest]")
     std::string dup = "{ \"Path\": \"a\", \"Size\": 1, \"Checksum-Algorithm\": \"NONE\" },\n"
                       "{ \"Path\": \"a\", \"Size\": 1, \"Checksum-Algorithm\": \"NONE\" }";
     REQUIRE_THROWS_WITH(BackupManifest::parse(make_manifest(dup)), Catch::Contains("duplicate"));
+}
+
+TEST_CASE("paths that could leave the data directory are refused", "[backup_manifest]")
+{
+    for (const char* path : {"../outside", "/etc/passwd", "base/../../x", "./global/pg_control", "global//pg_control"}) {
+        std::string entry = std::string("{ \"Path\": \"") + path + "\", \"Size\": 1, \"Checksum-Algorithm\": \"NONE\" }";
+        REQUIRE_THROWS_WITH(BackupManifest::parse(make_manifest(entry)), Catch::Contains(path));
+    }
+    // "global/pg\0": a NUL cannot be part of a file name.
+    std::string nul = "{ \"Encoded-Path\": \"676c6f62616c2f706700\", \"Size\": 1, \"Checksum-Algorithm\": \"NONE\" }";
+    REQUIRE_THROWS_WITH(BackupManifest::parse(make_manifest(nul)), Catch::Contains("NUL"));
+}
+
+TEST_CASE("a negative size is refused", "[backup_manifest]")
+{
+    std::string entry = "{ \"Path\": \"a\", \"Size\": -1, \"Checksum-Algorithm\": \"NONE\" }";
+    REQUIRE_THROWS_WITH(BackupManifest::parse(make_manifest(entry)), Catch::Contains("non-negative"));
 }
 
 TEST_CASE("LSNs parse, format and name WAL segments", "[lsn]")
