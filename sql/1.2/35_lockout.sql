@@ -60,7 +60,9 @@ BEGIN
 END
 $fn$;
 
-CREATE TRIGGER lockout_policy_event_retention BEFORE INSERT OR UPDATE ON warden.lockout_policy
+-- UPDATE only: warden_admin cannot INSERT the policy row, and a superuser's pg_restore
+-- does (that is neither a change to record nor one to refuse).
+CREATE TRIGGER lockout_policy_event_retention BEFORE UPDATE ON warden.lockout_policy
     FOR EACH ROW EXECUTE FUNCTION warden._retention_changed('event_retention');
 
 -- Cleanup as in 1.1, except for events: only login events go (other kinds are kept until

@@ -21,7 +21,8 @@ CREATE TRIGGER audit_secret_changed
     FOR EACH STATEMENT EXECUTE FUNCTION warden._cached_table_changed();
 
 -- Retention changes: refused below the floor, recorded otherwise (sql/1.2/35_lockout.sql).
-CREATE TRIGGER audit_settings_retention BEFORE INSERT OR UPDATE ON warden.audit_settings
+-- warden_admin may UPDATE the settings row and INSERT or UPDATE audit_tables rows.
+CREATE TRIGGER audit_settings_retention BEFORE UPDATE ON warden.audit_settings
     FOR EACH ROW EXECUTE FUNCTION warden._retention_changed('retention');
 CREATE TRIGGER audit_tables_retention BEFORE INSERT OR UPDATE ON warden.audit_tables
     FOR EACH ROW EXECUTE FUNCTION warden._retention_changed('retention');
