@@ -77,6 +77,15 @@ SELECT event_type, actor,
            AS detail
 FROM warden.security_events ORDER BY id;
 
+-- Moving an override to another table changes that table's retention: recorded too.
+CREATE TABLE victim_t (id int PRIMARY KEY);
+SET SESSION AUTHORIZATION regress_sa_admin;
+UPDATE warden.audit_tables SET relid = 'victim_t'::regclass WHERE relid = 'ledger_t'::regclass;
+UPDATE warden.audit_tables SET relid = 'ledger_t'::regclass WHERE relid = 'victim_t'::regclass;
+RESET SESSION AUTHORIZATION;
+SELECT actor, detail FROM warden.security_events WHERE detail LIKE '%moved%' ORDER BY id;
+DROP TABLE victim_t;
+
 -- Nobody but a superuser deletes, updates or empties the events: not warden_admin (no
 -- privilege), and not even a role that was granted them by mistake (the guard).
 SET ROLE regress_sa_admin;
@@ -237,8 +246,8 @@ SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN ('regress_sa_admin', 're
 SELECT op, new_values, actor FROM warden.audit_log WHERE table_name = 'people' AND actor IS NOT NULL;
 SELECT event_type, detail FROM warden.security_events WHERE actor = 'regress_sa_admin'
   AND event_type = 'retention_changed' ORDER BY id;
--- A new session: the temporary domains are gone with the old one.
-\c
+DROP DOMAIN pg_temp.text, pg_temp.regclass, pg_temp.bytea;
+RESET warden.record_drift;
 DROP SCHEMA regress_evil CASCADE;
 DROP TABLE ledger_t, people, tokens, shadowed;
 DROP OWNED BY regress_sa_app;

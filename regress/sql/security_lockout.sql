@@ -92,6 +92,7 @@ UPDATE warden.lockout_policy SET threshold = 6;
 CALL warden.cleanup_login_attempts();
 RESET search_path;
 RESET SESSION AUTHORIZATION;
+DROP DOMAIN pg_temp.inet, pg_temp.timestamptz, pg_temp.text;
 
 -- The C functions pin the path themselves: with the SET clause of their definitions
 -- removed (by a superuser, for this transaction only), a caller's path still reaches none

@@ -21,8 +21,10 @@ CREATE TRIGGER security_events_no_truncate BEFORE TRUNCATE ON warden.security_ev
 
 -- A row trigger on the tables that hold a retention of the trail (TG_ARGV[0] names the
 -- column): a new value below the floor is refused, any other change is recorded as a
--- 'retention_changed' event. Values that are not positive are left to the tables' CHECK
--- constraints. SECURITY DEFINER: the role changing a setting cannot write events itself.
+-- 'retention_changed' event, and so is a per-table override moved to another table (its
+-- relid changed), which changes that table's retention too. Values that are not positive
+-- are left to the tables' CHECK constraints. SECURITY DEFINER: the role changing a
+-- setting cannot write events itself.
 CREATE FUNCTION warden._retention_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -32,19 +34,26 @@ DECLARE
     floor_    constant interval := warden._audit_min_retention();
     new_row   constant jsonb := pg_catalog.to_jsonb(NEW);
     new_value constant interval := (new_row ->> col)::interval;
+    old_row   jsonb;
     old_value interval;
     what      text;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        old_value := (pg_catalog.to_jsonb(OLD) ->> col)::interval;
+        old_row := pg_catalog.to_jsonb(OLD);
+        old_value := (old_row ->> col)::interval;
     END IF;
-    IF new_value IS NOT DISTINCT FROM old_value THEN
+    IF new_value IS NOT DISTINCT FROM old_value
+       AND (old_row IS NULL OR (old_row -> 'relid') IS NOT DISTINCT FROM (new_row -> 'relid')) THEN
         RETURN NEW;
     END IF;
+    -- An audited table is named by its relid (what the caller wrote in the name columns
+    -- may say anything).
     what := CASE TG_TABLE_NAME
-        WHEN 'audit_tables' THEN pg_catalog.format('audit retention of %I.%I',
-                                                   new_row ->> 'schema_name', new_row ->> 'table_name')
+        WHEN 'audit_tables' THEN pg_catalog.format('audit retention of %s', (new_row ->> 'relid')::oid::regclass)
         ELSE pg_catalog.format('warden.%I.%I', TG_TABLE_NAME, col) END;
+    IF old_row IS NOT NULL AND (old_row -> 'relid') IS DISTINCT FROM (new_row -> 'relid') THEN
+        what := pg_catalog.format('%s, moved from %s', what, (old_row ->> 'relid')::oid::regclass);
+    END IF;
     IF new_value > interval '0' AND new_value < floor_ THEN
         RAISE LOG 'pg_warden: role % was refused setting % to % (below warden.audit_min_retention %)',
             session_user, what, new_value, floor_;
