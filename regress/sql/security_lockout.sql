@@ -14,54 +14,54 @@ GRANT warden_admin TO regress_sl_admin;
 -- The planted objects. Were one of them called by code running as the owner, it would
 -- make regress_sl_app a superuser; it records every call in any case. The drift recorder
 -- (the ledger's event trigger) is left out: only account locking is to meet them.
-CREATE SCHEMA regress_evil AUTHORIZATION regress_sl_app;
-GRANT USAGE ON SCHEMA regress_evil TO regress_sl_admin;
+CREATE SCHEMA regress_sl_evil AUTHORIZATION regress_sl_app;
+GRANT USAGE ON SCHEMA regress_sl_evil TO regress_sl_admin;
 SET warden.record_drift = off;
 SET SESSION AUTHORIZATION regress_sl_app;
-CREATE TABLE regress_evil.calls (who name, what text);
-GRANT INSERT ON regress_evil.calls TO PUBLIC;
-CREATE FUNCTION regress_evil.escalate(what text) RETURNS void
+CREATE TABLE regress_sl_evil.calls (who name, what text);
+GRANT INSERT ON regress_sl_evil.calls TO PUBLIC;
+CREATE FUNCTION regress_sl_evil.escalate(what text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    INSERT INTO regress_evil.calls VALUES (current_user, what);
+    INSERT INTO regress_sl_evil.calls VALUES (current_user, what);
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         ALTER ROLE regress_sl_app SUPERUSER;
     END IF;
 END $$;
-CREATE FUNCTION regress_evil.text_eq(a text, b text) RETURNS boolean
+CREATE FUNCTION regress_sl_evil.text_eq(a text, b text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('text ='); RETURN a = b; END $$;
-CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.text_eq);
-CREATE FUNCTION regress_evil.inet_le(a inet, b inet) RETURNS boolean
+BEGIN PERFORM regress_sl_evil.escalate('text ='); RETURN a = b; END $$;
+CREATE OPERATOR regress_sl_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_sl_evil.text_eq);
+CREATE FUNCTION regress_sl_evil.inet_le(a inet, b inet) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('inet <<='); RETURN a <<= b; END $$;
-CREATE OPERATOR regress_evil.<<= (LEFTARG = inet, RIGHTARG = inet, FUNCTION = regress_evil.inet_le);
-CREATE FUNCTION regress_evil.ts_gt(a timestamptz, b timestamptz) RETURNS boolean
+BEGIN PERFORM regress_sl_evil.escalate('inet <<='); RETURN a <<= b; END $$;
+CREATE OPERATOR regress_sl_evil.<<= (LEFTARG = inet, RIGHTARG = inet, FUNCTION = regress_sl_evil.inet_le);
+CREATE FUNCTION regress_sl_evil.ts_gt(a timestamptz, b timestamptz) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('timestamptz >'); RETURN a > b; END $$;
-CREATE OPERATOR regress_evil.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = regress_evil.ts_gt);
-CREATE FUNCTION regress_evil.ts_minus(a timestamptz, b interval) RETURNS timestamptz
+BEGIN PERFORM regress_sl_evil.escalate('timestamptz >'); RETURN a > b; END $$;
+CREATE OPERATOR regress_sl_evil.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = regress_sl_evil.ts_gt);
+CREATE FUNCTION regress_sl_evil.ts_minus(a timestamptz, b interval) RETURNS timestamptz
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('timestamptz -'); RETURN a - b; END $$;
-CREATE OPERATOR regress_evil.- (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = regress_evil.ts_minus);
-CREATE FUNCTION regress_evil.int_lt(a integer, b integer) RETURNS boolean
+BEGIN PERFORM regress_sl_evil.escalate('timestamptz -'); RETURN a - b; END $$;
+CREATE OPERATOR regress_sl_evil.- (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = regress_sl_evil.ts_minus);
+CREATE FUNCTION regress_sl_evil.int_lt(a integer, b integer) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('integer <'); RETURN a < b; END $$;
-CREATE OPERATOR regress_evil.< (LEFTARG = integer, RIGHTARG = integer, FUNCTION = regress_evil.int_lt);
-CREATE FUNCTION regress_evil.now() RETURNS timestamptz
+BEGIN PERFORM regress_sl_evil.escalate('integer <'); RETURN a < b; END $$;
+CREATE OPERATOR regress_sl_evil.< (LEFTARG = integer, RIGHTARG = integer, FUNCTION = regress_sl_evil.int_lt);
+CREATE FUNCTION regress_sl_evil.now() RETURNS timestamptz
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('now()'); RETURN now(); END $$;
-CREATE FUNCTION regress_evil.yes() RETURNS boolean
+BEGIN PERFORM regress_sl_evil.escalate('now()'); RETURN now(); END $$;
+CREATE FUNCTION regress_sl_evil.yes() RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN PERFORM regress_evil.escalate('domain check'); RETURN true; END $$;
+BEGIN PERFORM regress_sl_evil.escalate('domain check'); RETURN true; END $$;
 RESET SESSION AUTHORIZATION;
 
 -- An application, its path leading with pg_temp domains and the planted schema.
 SET SESSION AUTHORIZATION regress_sl_app;
-CREATE DOMAIN pg_temp.inet AS pg_catalog.inet CHECK (regress_evil.yes());
-CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (regress_evil.yes());
-CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (regress_evil.yes());
-SET search_path = pg_temp, regress_evil, pg_catalog;
+CREATE DOMAIN pg_temp.inet AS pg_catalog.inet CHECK (regress_sl_evil.yes());
+CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (regress_sl_evil.yes());
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (regress_sl_evil.yes());
+SET search_path = pg_temp, regress_sl_evil, pg_catalog;
 SELECT :d FROM warden.login_failed('mallory', '192.0.2.1');
 SELECT :d FROM warden.login_failed('mallory', '192.0.2.1');
 SELECT :d FROM warden.login_failed('mallory', '192.0.2.1');
@@ -84,7 +84,7 @@ RESET SESSION AUTHORIZATION;
 -- An administrator with the same path (and the same session's pg_temp domains) locks,
 -- unlocks and cleans up.
 SET SESSION AUTHORIZATION regress_sl_admin;
-SET search_path = pg_temp, regress_evil, pg_catalog;
+SET search_path = pg_temp, regress_sl_evil, pg_catalog;
 SELECT warden.unlock('mallory') AS was_locked;
 SELECT warden.lock('walter', '1 hour') IS NOT NULL AS walter_locked_until;
 SELECT warden.is_locked('walter') AS walter_locked;
@@ -107,18 +107,18 @@ BEGIN;
 ALTER FUNCTION warden.login_failed(text, inet) RESET search_path;
 ALTER FUNCTION warden.login_succeeded(text, inet) RESET search_path;
 SET LOCAL SESSION AUTHORIZATION regress_sl_app;
-CREATE DOMAIN pg_temp.inet AS pg_catalog.inet CHECK (regress_evil.yes());
-CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (regress_evil.yes());
-SET LOCAL search_path = pg_temp, regress_evil, pg_catalog;
+CREATE DOMAIN pg_temp.inet AS pg_catalog.inet CHECK (regress_sl_evil.yes());
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (regress_sl_evil.yes());
+SET LOCAL search_path = pg_temp, regress_sl_evil, pg_catalog;
 SELECT :d FROM warden.login_failed('trudy', '192.0.2.9');
 SELECT :d FROM warden.login_failed('trudy', '192.0.2.10');
 SELECT :d FROM warden.login_succeeded('trudy', '192.0.2.9');
-SELECT pg_catalog.count(*) AS evil_calls_as_owner FROM regress_evil.calls;
+SELECT pg_catalog.count(*) AS evil_calls_as_owner FROM regress_sl_evil.calls;
 SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'regress_sl_app';
 ROLLBACK;
 SELECT proconfig FROM pg_proc WHERE oid = 'warden.login_failed(text, inet)'::regprocedure;
 
-SELECT who, what FROM regress_evil.calls;
+SELECT who, what FROM regress_sl_evil.calls;
 SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN ('regress_sl_admin', 'regress_sl_app') ORDER BY rolname;
 SELECT principal, failures, locked_until IS NOT NULL AS locked FROM warden.login_attempts ORDER BY 1, 2;
 
@@ -165,6 +165,6 @@ CALL warden.cleanup_login_attempts();
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS walter_events_kept FROM warden.security_events WHERE principal = 'walter';
 
-DROP SCHEMA regress_evil CASCADE;
+DROP SCHEMA regress_sl_evil CASCADE;
 DROP EXTENSION pg_warden CASCADE;
 DROP ROLE regress_sl_app, regress_sl_admin;
