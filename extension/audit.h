@@ -1,6 +1,7 @@
 // The audit trail's backend parts: the row trigger (audit_trigger.cpp), the append-only
-// guard and retention mode (audit_guard.cpp), and routing into time partitions
-// (audit_route.cpp).
+// guards and retention mode (audit_guard.cpp), routing into time partitions
+// (audit_route.cpp), the retention floor (audit_floor.cpp) and the keyed hash of excluded
+// key columns (audit_key_hash.cpp).
 #pragma once
 
 #include "pg_headers.h"
@@ -15,6 +16,14 @@ void warden_audit_init(void);
 
 // Registers the transaction callbacks that end retention mode (audit_guard.cpp).
 void warden_audit_guard_init(void);
+
+// Defines warden.audit_min_retention (audit_floor.cpp).
+void warden_audit_floor_init(void);
+
+// "hmac-sha256:<hex>" of an excluded column's value (its text output) under the key in
+// warden.audit_secret, palloc'd: what record_key holds instead of the value when an
+// excluded column is part of the primary key. Errors out when the key is missing.
+char* warden_audit_key_hash(const char* column, const char* value);
 
 // The OID of the partition of warden.audit_log that a row logged at ts belongs to,
 // locked RowExclusive; the parent is locked RowExclusive too. Never invalid: rows no

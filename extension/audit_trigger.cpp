@@ -3,6 +3,15 @@
 // UPDATE that changed nothing, and inserts one row straight into the partition of
 // warden.audit_log that covers the current time.
 //
+// An excluded column's value is never stored. If it is part of the primary key (enable_audit
+// allows that, and ALTER TABLE may make it so later), record_key holds a keyed hash of it
+// (audit_key_hash.cpp). What the trigger knows of the key is rebuilt whenever the relcache
+// invalidates the table, so the value cannot slip into the log after an ALTER TABLE.
+//
+// The trigger runs as the writer and resolves nothing by name through the writer's
+// search_path: functions are called by OID (to_jsonb, the types' output functions) and
+// the log is found as warden.audit_log.
+//
 // What it needs about a table (primary-key columns, excluded columns, how to turn each
 // column into JSON) is computed once per trigger and cached until the relcache
 // invalidates the table (ALTER TABLE, a new trigger definition, ...), so rows cost no
@@ -49,6 +58,7 @@ struct ColumnInfo {
     bool excluded;
     bool dropped;
     FmgrInfo to_jsonb;  // set up for ValueKind::Other only
+    FmgrInfo output;    // the type's output function, for excluded key columns only
 };
 
 struct TriggerInfo {
@@ -189,6 +199,15 @@ void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
         info->npk = n;
         index_close(index, AccessShareLock);
     }
+    for (int k = 0; k < info->npk; k++) {
+        int i = info->pk[k] - 1;
+        if (i < 0 || !info->columns[i].excluded)
+            continue;
+        Oid output;
+        bool varlena;
+        getTypeOutputInfo(TupleDescAttr(desc, i)->atttypid, &output, &varlena);
+        fmgr_info_cxt(output, &info->columns[i].output, context);
+    }
 }
 
 TriggerInfo* trigger_info(TriggerData* trigdata)
@@ -282,6 +301,17 @@ Datum row_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot, co
     return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr)));
 }
 
+// An excluded key column as its keyed hash (key columns are never NULL).
+void push_hashed(JsonbParseState** state, const ColumnInfo* column, TupleDesc desc, int i, Datum value)
+{
+    char* text = OutputFunctionCall(const_cast<FmgrInfo*>(&column->output), value);
+    JsonbValue v;
+    v.type = jbvString;
+    v.val.string.val = warden_audit_key_hash(NameStr(TupleDescAttr(desc, i)->attname), text);
+    v.val.string.len = strlen(v.val.string.val);
+    pushJsonbValue(state, WJB_VALUE, &v);
+}
+
 Datum key_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot)
 {
     JsonbParseState* state = nullptr;
@@ -289,7 +319,10 @@ Datum key_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot)
     for (int k = 0; k < info->npk; k++) {
         int i = info->pk[k] - 1;
         push_key(&state, desc, i);
-        push_value(&state, &info->columns[i], slot->tts_values[i], slot->tts_isnull[i]);
+        if (info->columns[i].excluded && !slot->tts_isnull[i])
+            push_hashed(&state, &info->columns[i], desc, i, slot->tts_values[i]);
+        else
+            push_value(&state, &info->columns[i], slot->tts_values[i], slot->tts_isnull[i]);
     }
     return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr)));
 }
@@ -471,6 +504,7 @@ void warden_audit_init(void)
     CacheRegisterSyscacheCallback(AUTHOID, forget_role_names, (Datum) 0);
     warden_audit_route_init();
     warden_audit_guard_init();
+    warden_audit_floor_init();
 }
 
 WARDEN_FUNCTION(warden_audit_trigger)

@@ -9,6 +9,11 @@
 // answered without taking any row lock, and a success writes only when there is something
 // to reset. Principals never share rows, so nothing here blocks a login of another
 // principal. Unknown principals go through exactly the same path.
+//
+// Both run as the extension's owner (SECURITY DEFINER). Their statements are parsed, and
+// replanned, only under search_path = pg_catalog, pg_temp: the SQL definitions set it, and
+// decide() pins it again in a GUC nest level of its own if it finds anything else, so a
+// caller's types, functions or operators can never stand in for the built-in ones.
 #include "../core/login_rules.hpp"
 #include "bridge.h"
 
@@ -25,6 +30,7 @@ extern "C" {
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -532,16 +538,34 @@ Decision login_succeeded(Datum principal, Datum source, bool source_null)
 
 using Rule = Decision (*)(Datum principal, Datum source, bool source_null);
 
+const char* const pinned_search_path = "pg_catalog, pg_temp";
+
+// Returns the GUC nest level to close, or -1 when the path was already the pinned one
+// (the usual case: the function's SET clause did it, and setting it again costs a search
+// path recomputation per login). An error unwinds the nest level with the transaction.
+int pin_search_path()
+{
+    if (namespace_search_path != nullptr && strcmp(namespace_search_path, pinned_search_path) == 0)
+        return -1;
+    int nest_level = NewGUCNestLevel();
+    set_config_option("search_path", pinned_search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                      true, 0, false);
+    return nest_level;
+}
+
 Datum decide(FunctionCallInfo fcinfo, Rule rule)
 {
     Datum principal = checked_principal(fcinfo);
     bool source_null = PG_ARGISNULL(1);
     Datum source = source_null ? (Datum) 0 : PG_GETARG_DATUM(1);
+    int nest_level = pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "pg_warden: SPI_connect failed");
     load_policy();
     Decision d = rule(principal, source, source_null);
     SPI_finish();
+    if (nest_level >= 0)
+        AtEOXact_GUC(true, nest_level);
     return decision_tuple(fcinfo, d);
 }
 

@@ -133,8 +133,6 @@ SELECT op, record_key, old_values, new_values FROM events WHERE table_name = 'ki
 -- Validation: clear errors, nothing half-applied.
 SELECT warden.enable_audit('accounts', '{no_such_column}');
 \echo :LAST_ERROR_SQLSTATE
-SELECT warden.enable_audit('accounts', '{id}');
-\echo :LAST_ERROR_SQLSTATE
 SELECT warden.enable_audit('accounts', ARRAY[NULL]::text[]);
 \echo :LAST_ERROR_SQLSTATE
 SELECT warden.enable_audit('accounts', '{}', false, '{SELECT}');

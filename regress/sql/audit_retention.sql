@@ -74,8 +74,9 @@ SELECT warden.cleanup_audit() AS removed;
 -- Partitions trimmed for a retention are remembered and not scanned again for it.
 SELECT count(*) > 0 AS progress_recorded FROM warden.audit_trim_progress WHERE retention = '30 days';
 
--- An explicit retention replaces the default for one call; overrides still apply.
-SELECT warden.cleanup_audit('5 days') AS removed;
+-- An explicit retention replaces the default for one call (not below the floor
+-- warden.audit_min_retention, 7 days by default); overrides still apply.
+SELECT warden.cleanup_audit('8 days') AS removed;
 SELECT table_name, record_key->>'days' AS days FROM warden.audit_log
 WHERE record_key ? 'days' ORDER BY 1, 2;
 

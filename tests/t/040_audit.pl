@@ -1,7 +1,8 @@
 # Audit trail: the sample auth-service wiring (011_warden_audit) on the contract tables,
 # secrets never stored, disabling keeps history; audit rows written straight into the
 # partition by the C++ trigger are WAL-logged (they survive a crash) and the trigger's
-# caches survive the extension being dropped and created again in one session.
+# caches survive the extension being dropped and created again in one session; the
+# retention floor from the server's configuration against a warden_admin login.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -101,6 +102,43 @@ my ($ret, $out, $err) = $node->psql('postgres', q{
 }, on_error_stop => 1);
 is($ret, 0, 'drop and create in one session works') or diag($err);
 like($out, qr/1$/, 'the new log has the new event');
+
+# The retention floor, set in the server's configuration, holds against a warden_admin
+# login; the refused attempt is in the server log with the role that made it.
+$node->safe_psql('postgres', q{
+	CREATE ROLE auditor LOGIN IN ROLE warden_admin;
+	ALTER SYSTEM SET warden.audit_min_retention = '30d';
+	SELECT pg_reload_conf();
+});
+$node->poll_query_until('postgres', 'SHOW warden.audit_min_retention', '30d')
+	or die 'the floor from postgresql.auto.conf never took effect';
+my $log_offset = -s $node->logfile;
+($ret, $out, $err) = $node->psql('postgres', "SELECT warden.cleanup_audit('1 microsecond')",
+	extra_params => ['-U', 'auditor']);
+like($err, qr/below the floor warden.audit_min_retention \(30 days\)/, 'a warden_admin login cannot clean up below the floor');
+ok($node->wait_for_log(qr/role auditor was refused warden\.cleanup_audit/, $log_offset),
+	'the refused cleanup is in the server log, with the role');
+($ret, $out, $err) = $node->psql('postgres', "UPDATE warden.audit_settings SET retention = '20 days'",
+	extra_params => ['-U', 'auditor']);
+like($err, qr/cannot be 20 days: the floor warden.audit_min_retention is 30 days/,
+	'nor lower the retention below it');
+$node->psql('postgres', "UPDATE warden.audit_settings SET retention = '40 days'", extra_params => ['-U', 'auditor']);
+is($node->safe_psql('postgres',
+	"SELECT actor || ': ' || detail FROM warden.security_events WHERE event_type = 'retention_changed'"),
+	'auditor: warden.audit_settings.retention: 365 days -> 40 days', 'a change above it is recorded with its login');
+
+# An excluded key column's keyed hash is the same after a restart: the key is stored.
+$node->safe_psql('postgres', q{
+	CREATE TABLE invites (code text PRIMARY KEY, note text);
+	SELECT warden.enable_audit('invites', '{code}');
+	INSERT INTO invites VALUES ('invite-code-1', 'a');
+});
+$node->restart;
+$node->safe_psql('postgres', "DELETE FROM invites");
+is($node->safe_psql('postgres',
+	"SELECT count(DISTINCT record_key) || ':' || count(*) FROM warden.audit_log WHERE table_name = 'invites'
+	   AND record_key->>'code' LIKE 'hmac-sha256:%' AND record_key::text NOT LIKE '%invite-code%'"),
+	'1:2', 'one keyed hash for the row across a restart, never the value');
 
 $node->stop('fast');
 done_testing();

@@ -1,0 +1,113 @@
+-- Account locking, 1.2: warden.security_events becomes append-only for every role but a
+-- superuser, retention changes are security events, and the cleanup of old events keeps
+-- the floor warden.audit_min_retention (see docs/audit.md, "Retention floor").
+
+-- The floor set by a superuser (extension/audit_floor.cpp). A C function rather than
+-- current_setting(): calling it loads the library, which defines the setting, first.
+CREATE FUNCTION warden._audit_min_retention() RETURNS interval
+AS 'MODULE_PATHNAME', 'warden_audit_min_retention'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- UPDATE, DELETE and TRUNCATE of the events are refused unless the role that asked (not
+-- the owner a SECURITY DEFINER routine runs as) is a superuser; _cleanup_login_attempts
+-- deletes old login events in retention mode.
+CREATE FUNCTION warden._security_events_guard() RETURNS trigger
+AS 'MODULE_PATHNAME', 'warden_security_events_guard'
+LANGUAGE C;
+CREATE TRIGGER security_events_append_only BEFORE UPDATE OR DELETE ON warden.security_events
+    FOR EACH ROW EXECUTE FUNCTION warden._security_events_guard();
+CREATE TRIGGER security_events_no_truncate BEFORE TRUNCATE ON warden.security_events
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._security_events_guard();
+
+-- A row trigger on the tables that hold a retention of the trail (TG_ARGV[0] names the
+-- column): a new value below the floor is refused, any other change is recorded as a
+-- 'retention_changed' event, and so is a per-table override moved to another table (its
+-- relid changed), which changes that table's retention too. Values that are not positive
+-- are left to the tables' CHECK constraints. SECURITY DEFINER: the role changing a
+-- setting cannot write events itself.
+CREATE FUNCTION warden._retention_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    col       constant text := TG_ARGV[0];
+    floor_    constant interval := warden._audit_min_retention();
+    new_row   constant jsonb := pg_catalog.to_jsonb(NEW);
+    new_value constant interval := (new_row ->> col)::interval;
+    old_row   jsonb;
+    old_value interval;
+    what      text;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        old_row := pg_catalog.to_jsonb(OLD);
+        old_value := (old_row ->> col)::interval;
+    END IF;
+    IF new_value IS NOT DISTINCT FROM old_value
+       AND (old_row IS NULL OR (old_row -> 'relid') IS NOT DISTINCT FROM (new_row -> 'relid')) THEN
+        RETURN NEW;
+    END IF;
+    -- An audited table is named by its relid (what the caller wrote in the name columns
+    -- may say anything).
+    what := CASE TG_TABLE_NAME
+        WHEN 'audit_tables' THEN pg_catalog.format('audit retention of %s', (new_row ->> 'relid')::oid::regclass)
+        ELSE pg_catalog.format('warden.%I.%I', TG_TABLE_NAME, col) END;
+    IF old_row IS NOT NULL AND (old_row -> 'relid') IS DISTINCT FROM (new_row -> 'relid') THEN
+        what := pg_catalog.format('%s, moved from %s', what, (old_row ->> 'relid')::oid::regclass);
+    END IF;
+    IF new_value > interval '0' AND new_value < floor_ THEN
+        RAISE LOG 'pg_warden: role % was refused setting % to % (below warden.audit_min_retention %)',
+            session_user, what, new_value, floor_;
+        RAISE EXCEPTION '% cannot be %: the floor warden.audit_min_retention is %', what, new_value, floor_
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only a superuser lowers the floor (ALTER SYSTEM SET warden.audit_min_retention).';
+    END IF;
+    INSERT INTO warden.security_events (event_type, detail)
+    VALUES ('retention_changed', pg_catalog.format('%s: %s -> %s', what,
+                                                  coalesce(old_value::text, 'default'),
+                                                  coalesce(new_value::text, 'default')));
+    RETURN NEW;
+END
+$fn$;
+
+-- UPDATE only: warden_admin cannot INSERT the policy row, and a superuser's pg_restore
+-- does (that is neither a change to record nor one to refuse).
+CREATE TRIGGER lockout_policy_event_retention BEFORE UPDATE ON warden.lockout_policy
+    FOR EACH ROW EXECUTE FUNCTION warden._retention_changed('event_retention');
+
+-- Cleanup as in 1.1, except for events: only login events go (other kinds are kept until
+-- a superuser removes them), never younger than the floor, and how many went is itself
+-- an event.
+CREATE OR REPLACE FUNCTION warden._cleanup_login_attempts() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p    warden.lockout_policy;
+    keep interval;
+    n    bigint;
+BEGIN
+    SELECT * INTO p FROM warden.lockout_policy;
+    DELETE FROM warden.login_attempts a
+     WHERE coalesce(a.last_failure_at, '-infinity') < now() - p.attempt_retention
+       AND (a.locked_until IS NULL OR a.locked_until < now());
+    DELETE FROM warden.login_source_failures s
+     WHERE s.window_start < now() - p.source_window;
+    DELETE FROM warden.login_known_sources k
+     WHERE k.last_success_at < now() - p.known_source_retention;
+    keep := greatest(p.event_retention, warden._audit_min_retention());
+    PERFORM warden._audit_retention_mode(true);
+    DELETE FROM warden.security_events e
+     WHERE e.occurred_at < now() - keep
+       AND e.event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM warden._audit_retention_mode(false);
+    IF n > 0 THEN
+        INSERT INTO warden.security_events (event_type, detail)
+        VALUES ('security_events_removed', format('%s login events older than %s', n, keep));
+    END IF;
+END
+$fn$;
+
+-- Not SECURITY DEFINER, but the maintenance drivers run it as a superuser: its one call
+-- resolves under the pinned path too.
+ALTER PROCEDURE warden.cleanup_login_attempts() SET search_path = pg_catalog, pg_temp;
