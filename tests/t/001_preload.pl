@@ -14,7 +14,7 @@ is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
 	'pg_warden,pg_cron', 'pg_warden and pg_cron are preloaded');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
-is($node->safe_psql('postgres', 'SELECT warden.version()'), '1.1', 'extension installed');
+is($node->safe_psql('postgres', 'SELECT warden.version()'), '1.2', 'extension installed at the default version');
 
 # An error crossing the bridge leaves the backend usable in the same session.
 my ($ret, $out, $err) = $node->psql('postgres',
