@@ -16,6 +16,8 @@
 // caller's types, functions or operators can never stand in for the built-in ones.
 #include "../core/login_rules.hpp"
 #include "bridge.h"
+#include "lockout_shmem.h"
+#include "lockout_sync.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -23,14 +25,17 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inet.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -70,6 +75,8 @@ struct Attempts {
     AttrNumber failures;
     AttrNumber locked_until;
     AttrNumber lockouts;
+    AttrNumber window_start;
+    AttrNumber last_failure_at;
 };
 
 Attempts attempts;
@@ -113,6 +120,8 @@ void load_attempts()
     a.failures = column_number(a.relid, "failures");
     a.locked_until = column_number(a.relid, "locked_until");
     a.lockouts = column_number(a.relid, "lockouts");
+    a.window_start = column_number(a.relid, "window_start");
+    a.last_failure_at = column_number(a.relid, "last_failure_at");
     a.valid = true;
     attempts = a;
 }
@@ -219,8 +228,13 @@ constexpr int64 known_refresh_usecs = USECS_PER_HOUR;
 
 enum PlanId {
     PLAN_POLICY, PLAN_SOURCE_STATE, PLAN_FAIL, PLAN_LOCK, PLAN_SOURCE, PLAN_RESET,
-    PLAN_KNOWN, PLAN_EVENT, PLAN_COUNT
+    PLAN_KNOWN, PLAN_EVENT, PLAN_SOURCE_ROW, PLAN_COUNT
 };
+
+// A source's persisted counter, for loading it into shared memory. $1 source.
+const char* const source_row_sql = R"SQL(
+SELECT s.failures, s.window_start FROM warden.login_source_failures s WHERE s.source = $1
+)SQL";
 
 SPIPlanPtr plans[PLAN_COUNT];
 
@@ -235,6 +249,7 @@ SPIPlanPtr plan(PlanId id)
                                INT4OID, INETOID, TEXTOID, TIDOID};
     static Oid source_types[] = {INETOID, INTERVALOID};
     static Oid event_types[] = {TEXTOID, TEXTOID, INETOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
+    static Oid source_row_types[] = {INETOID};
     const char* sql = nullptr;
     int nargs = 0;
     Oid* types = nullptr;
@@ -247,6 +262,7 @@ SPIPlanPtr plan(PlanId id)
     case PLAN_RESET: sql = reset_sql; nargs = 2; types = principal_known_types; break;
     case PLAN_KNOWN: sql = known_sql; nargs = 2; types = principal_source_types; break;
     case PLAN_EVENT: sql = event_sql; nargs = 6; types = event_types; break;
+    case PLAN_SOURCE_ROW: sql = source_row_sql; nargs = 1; types = source_row_types; break;
     case PLAN_COUNT: break;
     }
     // Generic plans always: with a NULL source the planner would fold joins away, find
@@ -318,10 +334,10 @@ struct Counter {
 
 // Reads with the latest snapshot, so that a lock committed by another backend since this
 // statement began is seen; the UPSERT rechecks under the row lock in any case.
-Counter read_counter(Datum principal, bool known)
+bool read_row(Datum principal, bool known, LockoutState* out)
 {
     load_attempts();
-    Counter c{0, false, 0, 0};
+    memset(out, 0, sizeof *out);
     Relation rel = table_open(attempts.relid, AccessShareLock);
     ScanKeyData keys[2];
     ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -331,18 +347,30 @@ Counter read_counter(Datum principal, bool known)
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     SysScanDesc scan = systable_beginscan(rel, attempts.pkey, true, snapshot, 2, keys);
     HeapTuple tuple = systable_getnext(scan);
-    if (HeapTupleIsValid(tuple)) {
+    bool found = HeapTupleIsValid(tuple);
+    if (found) {
         TupleDesc desc = RelationGetDescr(rel);
         bool isnull;
-        c.failures = DatumGetInt32(heap_getattr(tuple, attempts.failures, desc, &isnull));
-        c.locked_until = DatumGetTimestampTz(heap_getattr(tuple, attempts.locked_until, desc, &isnull));
-        c.has_until = !isnull;
-        c.lockouts = DatumGetInt32(heap_getattr(tuple, attempts.lockouts, desc, &isnull));
+        out->failures = DatumGetInt32(heap_getattr(tuple, attempts.failures, desc, &isnull));
+        out->locked_until = DatumGetTimestampTz(heap_getattr(tuple, attempts.locked_until, desc, &isnull));
+        out->has_until = !isnull;
+        out->lockouts = DatumGetInt32(heap_getattr(tuple, attempts.lockouts, desc, &isnull));
+        out->window_start = DatumGetTimestampTz(heap_getattr(tuple, attempts.window_start, desc, &isnull));
+        out->has_window = !isnull;
+        out->last_failure_at = DatumGetTimestampTz(heap_getattr(tuple, attempts.last_failure_at, desc, &isnull));
+        out->has_last_failure = !isnull;
     }
     systable_endscan(scan);
     UnregisterSnapshot(snapshot);
     table_close(rel, AccessShareLock);
-    return c;
+    return found;
+}
+
+Counter read_counter(Datum principal, bool known)
+{
+    LockoutState row;
+    read_row(principal, known, &row);
+    return Counter{row.failures, row.has_until, row.locked_until, row.lockouts};
 }
 
 // What is known about the source of a login (all false/zero for a NULL source).
@@ -536,6 +564,264 @@ Decision login_succeeded(Datum principal, Datum source, bool source_null)
     return Decision{false, false, 0, 0};
 }
 
+// ---- The shared-memory rule (server started with pg_warden preloaded) ----
+//
+// The counters in shared memory decide; the caller's transaction never writes them, so a
+// rollback erases no failure, lock or event. A principal's entry is changed under its
+// partition lock: concurrent failures are serialised there, count exactly, and exactly
+// the threshold-th one sets the lock. Events go to the writer's queue after the lock is
+// released. A success's reset is applied when its transaction commits.
+
+Timestamp minus(TimestampTz t, const Interval& i)
+{
+    return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(t),
+                                                   IntervalPGetDatum(&i)));
+}
+
+Timestamp plus(TimestampTz t, const Interval* i)
+{
+    return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(t),
+                                                   IntervalPGetDatum(i)));
+}
+
+// The session user's name, looked up once per session user.
+const char* actor_name()
+{
+    static Oid cached_id = InvalidOid;
+    static NameData cached;
+    Oid id = GetSessionUserId();
+    if (id != cached_id) {
+        namestrcpy(&cached, GetUserNameFromId(id, false));
+        cached_id = id;
+    }
+    return NameStr(cached);
+}
+
+struct Events {
+    int n;
+    LockoutEvent ev[3];
+};
+
+void add_event(Events* events, uint8 type, uint8 detail, Datum principal, const char* source,
+               int32 failures, bool has_until, TimestampTz until)
+{
+    LockoutEvent* e = &events->ev[events->n++];
+    memset(e, 0, offsetof(LockoutEvent, principal));
+    e->db = MyDatabaseId;
+    e->relid = attempts.relid;
+    e->type = type;
+    e->detail = detail;
+    e->has_source = source != nullptr;
+    if (source != nullptr)
+        strlcpy(e->source, source, sizeof e->source);
+    e->failures = failures;
+    e->has_until = has_until;
+    e->locked_until = until;
+    e->occurred_at = GetCurrentTimestamp();
+    namestrcpy(&e->actor, actor_name());
+    text* p = DatumGetTextPP(principal);
+    e->principal_len = (uint16) VARSIZE_ANY_EXHDR(p);
+    memcpy(e->principal, VARDATA_ANY(p), e->principal_len);
+}
+
+void enqueue(const Events& events)
+{
+    for (int i = 0; i < events.n; i++)
+        lockout_enqueue_event(&events.ev[i]);
+}
+
+struct PrincipalArg {
+    Datum principal;
+    bool known;
+};
+
+bool load_principal(const LockoutKey*, void* arg, LockoutState* out)
+{
+    auto* a = static_cast<PrincipalArg*>(arg);
+    return read_row(a->principal, a->known, out);
+}
+
+bool load_source(const LockoutKey*, void* arg, LockoutState* out)
+{
+    Datum values[1] = {*static_cast<Datum*>(arg)};
+    run(PLAN_SOURCE_ROW, values, " ", SPI_OK_SELECT);
+    memset(out, 0, sizeof *out);
+    if (SPI_processed != 1)
+        return false;
+    out->failures = DatumGetInt32(result(1, nullptr));
+    out->window_start = DatumGetTimestampTz(result(2, nullptr));
+    out->has_window = true;
+    return true;
+}
+
+void principal_key(LockoutKey* key, Datum principal, bool known)
+{
+    text* p = DatumGetTextPP(principal);
+    lockout_make_key(key, attempts.relid, known ? LOCKOUT_KNOWN_SOURCE : LOCKOUT_OTHER_SOURCES,
+                     VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+}
+
+// The principal's counter as it stands (loaded into memory if needed).
+LockoutState principal_state(Datum principal, bool known)
+{
+    LockoutKey key;
+    principal_key(&key, principal, known);
+    PrincipalArg arg{principal, known};
+    LockoutEntry* e = lockout_acquire(&key, load_principal, &arg);
+    LockoutState state = e->state;
+    lockout_release(e, false);
+    return state;
+}
+
+// A failure from a source the policy throttles. Returns true when the source is over
+// its limit (the login is refused and not counted against the principal); until is the
+// end of the source's window.
+bool count_source_failure(Datum principal, Datum source, const char* source_text,
+                          TimestampTz now, bool count, Events* events, TimestampTz* until)
+{
+    LockoutKey key;
+    lockout_make_key(&key, attempts.relid, LOCKOUT_SOURCE, source_text, (int) strlen(source_text));
+    TimestampTz cutoff = minus(now, policy.source_window);
+    LockoutEntry* e = lockout_acquire(&key, load_source, &source);
+    LockoutState& s = e->state;
+    bool expired = !s.has_window || s.window_start <= cutoff;
+    int32 current = expired ? 0 : s.failures;
+    int32 limit = policy.source_threshold;
+    bool changed = false;
+    if (count && current <= limit) {
+        if (expired) {
+            s.failures = 1;
+            s.window_start = now;
+            s.has_window = true;
+        } else {
+            s.failures++;
+        }
+        current = s.failures;
+        changed = true;
+    }
+    *until = s.has_window ? plus(s.window_start, &policy.source_window) : 0;
+    lockout_release(e, changed);
+    if (changed && current == limit + 1)
+        add_event(events, LOCKOUT_EV_SOURCE_THROTTLED, LOCKOUT_DETAIL_NONE, principal, source_text,
+                  current, true, *until);
+    return current > limit;
+}
+
+const char* source_text_of(Datum source, bool source_null)
+{
+    return source_null ? nullptr : DatumGetCString(DirectFunctionCall1(inet_out, source));
+}
+
+Decision shared_login_failed(Datum principal, Datum source, bool source_null)
+{
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot record a failed login during recovery")));
+    load_attempts();
+    SourceState src = read_source(principal, source, source_null);
+    const char* source_text = source_text_of(source, source_null);
+    TimestampTz now = GetCurrentTransactionStartTimestamp();
+    Events events;
+    events.n = 0;
+
+    if (src.throttled_kind) {
+        TimestampTz until;
+        if (count_source_failure(principal, source, source_text, now, true, &events, &until)) {
+            LockoutState c = principal_state(principal, src.known);
+            add_event(&events, LOCKOUT_EV_LOGIN_FAILED, LOCKOUT_DETAIL_SOURCE_THROTTLED, principal,
+                      source_text, c.failures, true, until);
+            enqueue(events);
+            return Decision{true, true, until, c.failures};
+        }
+    }
+
+    TimestampTz window_cutoff = minus(now, policy.window);
+    TimestampTz forget_cutoff = minus(now, policy.max_lock);
+    LockoutKey key;
+    principal_key(&key, principal, src.known);
+    PrincipalArg arg{principal, src.known};
+    LockoutEntry* e = lockout_acquire(&key, load_principal, &arg);
+    LockoutState& s = e->state;
+    if (s.has_until && s.locked_until > now) {
+        Decision d{true, true, s.locked_until, s.failures};
+        lockout_release(e, false);
+        add_event(&events, LOCKOUT_EV_LOGIN_FAILED, LOCKOUT_DETAIL_WHILE_LOCKED, principal,
+                  source_text, d.failures, true, d.until);
+        enqueue(events);
+        return d;
+    }
+    // A window that ended, or a lock that ended since it began, starts a new window.
+    bool fresh = !s.has_window || s.window_start <= window_cutoff ||
+                 (s.has_until && s.locked_until >= s.window_start);
+    if (fresh) {
+        s.failures = 1;
+        s.window_start = now;
+        s.has_window = true;
+    } else {
+        s.failures++;
+    }
+    s.last_failure_at = now;
+    s.has_last_failure = true;
+    Decision d{false, false, 0, s.failures};
+    if (s.failures >= policy.threshold) {
+        // Lockouts in a row are forgotten once the last lock ended max_lock_duration ago.
+        int32 prior = (s.has_until && s.locked_until <= forget_cutoff) ? 0 : s.lockouts;
+        s.lockouts = prior + 1;
+        if (policy.has_permanent_after && s.lockouts >= policy.permanent_after) {
+            TIMESTAMP_NOEND(s.locked_until);
+        } else {
+            Datum duration = IntervalPGetDatum(&policy.lock_duration);
+            if (policy.backoff)
+                duration = DirectFunctionCall2(interval_mul, duration,
+                                               Float8GetDatum((double) (1 << Min(prior, 20))));
+            duration = DirectFunctionCall2(interval_smaller, IntervalPGetDatum(&policy.max_lock), duration);
+            s.locked_until = plus(now, DatumGetIntervalP(duration));
+        }
+        s.has_until = true;
+        d = Decision{true, true, s.locked_until, s.failures};
+    }
+    lockout_release(e, true);
+    add_event(&events, LOCKOUT_EV_LOGIN_FAILED, LOCKOUT_DETAIL_NONE, principal, source_text,
+              d.failures, d.locked, d.until);
+    if (d.locked)
+        add_event(&events, LOCKOUT_EV_LOCKED,
+                  src.known ? LOCKOUT_DETAIL_THRESHOLD_KNOWN : LOCKOUT_DETAIL_THRESHOLD, principal,
+                  source_text, d.failures, true, d.until);
+    enqueue(events);
+    return d;
+}
+
+Decision shared_login_succeeded(Datum principal, Datum source, bool source_null)
+{
+    load_attempts();
+    SourceState src = read_source(principal, source, source_null);
+    TimestampTz now = GetCurrentTransactionStartTimestamp();
+    if (src.throttled_kind) {
+        Events none;
+        none.n = 0;
+        TimestampTz until;
+        if (count_source_failure(principal, source, source_text_of(source, source_null), now,
+                                 false, &none, &until)) {
+            LockoutState c = principal_state(principal, src.known);
+            return Decision{true, true, until, c.failures};
+        }
+    }
+    LockoutState c = principal_state(principal, src.known);
+    if (c.has_until && c.locked_until > now)
+        return Decision{true, true, c.locked_until, c.failures};
+    if (c.failures > 0 || c.lockouts > 0 || c.has_until) {
+        LockoutKey key;
+        principal_key(&key, principal, src.known);
+        lockout_defer(&key, LockoutApply::reset_unless_locked, nullptr, 0);
+    }
+    if (!source_null && (!src.has_last_success ||
+                         src.last_success < GetCurrentTransactionStartTimestamp() - known_refresh_usecs)) {
+        Datum values[2] = {principal, source};
+        run(PLAN_KNOWN, values, "  ", SPI_OK_INSERT);
+    }
+    return Decision{false, false, 0, 0};
+}
+
 using Rule = Decision (*)(Datum principal, Datum source, bool source_null);
 
 const char* const pinned_search_path = "pg_catalog, pg_temp";
@@ -573,10 +859,10 @@ Datum decide(FunctionCallInfo fcinfo, Rule rule)
 
 WARDEN_FUNCTION(warden_login_failed)
 {
-    return decide(fcinfo, login_failed);
+    return decide(fcinfo, lockout_shared_ready() ? shared_login_failed : login_failed);
 }
 
 WARDEN_FUNCTION(warden_login_succeeded)
 {
-    return decide(fcinfo, login_succeeded);
+    return decide(fcinfo, lockout_shared_ready() ? shared_login_succeeded : login_succeeded);
 }

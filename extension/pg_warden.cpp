@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "health_settings.h"
 #include "ledger.h"
+#include "lockout_shmem.h"
 #include "login_settings.h"
 #include "settings.h"
 #include "worker_shmem.h"
@@ -20,6 +21,7 @@ void _PG_init(void)
     warden_ledger_init();
     warden_worker_init();
     warden_define_login_settings();
+    lockout_shmem_init();
     warden_define_health_settings();
     // Last: reserving the prefix drops any warden.* placeholder not defined above.
     warden_define_settings();

@@ -111,3 +111,121 @@ $fn$;
 -- Not SECURITY DEFINER, but the maintenance drivers run it as a superuser: its one call
 -- resolves under the pinned path too.
 ALTER PROCEDURE warden.cleanup_login_attempts() SET search_path = pg_catalog, pg_temp;
+
+-- ---------------------------------------------------------------------------------------
+-- Failures that no rollback erases (see docs/login-hygiene.md, "What a rollback or a crash
+-- can lose"). With pg_warden preloaded, login_failed decides on counters in shared memory
+-- and queues its events there; a writer per database (a background worker) copies both
+-- into the tables below in transactions of its own. These tables are then a copy that
+-- lags by one writer transaction.
+
+-- Waits until every failure, lock and event recorded in this database before the call is
+-- in the tables (committed); false if that took more than 30 seconds.
+CREATE FUNCTION warden.lockout_flush() RETURNS boolean
+AS 'MODULE_PATHNAME', 'warden_lockout_flush'
+LANGUAGE C VOLATILE;
+
+-- What a transaction writes into the counters itself (an administrator's lock or unlock,
+-- an UPDATE, the cleanup, TRUNCATE, a restore) reaches the shared counters when it
+-- commits. The writer's own writes are skipped.
+CREATE FUNCTION warden._lockout_row_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'warden_lockout_row_changed'
+LANGUAGE C;
+CREATE TRIGGER login_attempts_changed AFTER INSERT OR UPDATE OR DELETE ON warden.login_attempts
+    FOR EACH ROW EXECUTE FUNCTION warden._lockout_row_changed();
+CREATE TRIGGER login_attempts_truncated AFTER TRUNCATE ON warden.login_attempts
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._lockout_row_changed();
+CREATE TRIGGER login_source_failures_changed AFTER INSERT OR UPDATE OR DELETE
+    ON warden.login_source_failures
+    FOR EACH ROW EXECUTE FUNCTION warden._lockout_row_changed();
+CREATE TRIGGER login_source_failures_truncated AFTER TRUNCATE ON warden.login_source_failures
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._lockout_row_changed();
+
+-- Readers and administrators of the tables first wait for the writer, so that they see
+-- every failure recorded before they were called.
+CREATE OR REPLACE FUNCTION warden.is_locked(principal text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM warden._check_principal(principal);
+    PERFORM warden.lockout_flush();
+    RETURN EXISTS (SELECT 1 FROM warden.login_attempts a
+                   WHERE a.principal = is_locked.principal AND NOT a.known_source
+                     AND a.locked_until > now());
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION warden.is_locked(principal text, source inet) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p warden.lockout_policy;
+    known boolean;
+BEGIN
+    PERFORM warden._check_principal(principal);
+    PERFORM warden.lockout_flush();
+    SELECT * INTO p FROM warden.lockout_policy;
+    known := source IS NOT NULL AND EXISTS (
+        SELECT 1 FROM warden.login_known_sources k
+        WHERE k.principal = is_locked.principal AND k.source = is_locked.source);
+    RETURN EXISTS (SELECT 1 FROM warden.login_attempts a
+                   WHERE a.principal = is_locked.principal AND a.known_source = known
+                     AND a.locked_until > now())
+        OR (source IS NOT NULL AND p.source_threshold IS NOT NULL
+            AND NOT source <<= ANY (p.allowed_sources::inet[])
+            AND EXISTS (SELECT 1 FROM warden.login_source_failures s
+                        WHERE s.source = is_locked.source AND s.failures > p.source_threshold
+                          AND s.window_start > now() - p.source_window));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION warden.unlock(principal text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    was_locked boolean;
+BEGIN
+    PERFORM warden._check_principal(principal);
+    PERFORM warden.lockout_flush();
+    SELECT coalesce(bool_or(a.locked_until > now()), false) INTO was_locked
+    FROM (SELECT * FROM warden.login_attempts x WHERE x.principal = unlock.principal FOR UPDATE) a;
+    UPDATE warden.login_attempts a
+       SET failures = 0, window_start = NULL, lockouts = 0, locked_until = NULL
+     WHERE a.principal = unlock.principal;
+    INSERT INTO warden.security_events (event_type, principal, detail)
+    VALUES ('unlocked', principal, CASE WHEN was_locked THEN 'by administrator'
+                                        ELSE 'by administrator; was not locked' END);
+    RETURN was_locked;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION warden.lock(principal text, duration interval DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    until timestamptz;
+BEGIN
+    PERFORM warden._check_principal(principal);
+    IF duration IS NOT NULL AND duration <= '0' THEN
+        RAISE EXCEPTION 'lock duration % is not positive', duration
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass NULL (the default) for a permanent lock.';
+    END IF;
+    PERFORM warden.lockout_flush();
+    until := CASE WHEN duration IS NULL THEN 'infinity'::timestamptz
+                  ELSE now() + duration END;
+    INSERT INTO warden.login_attempts AS a (principal, known_source, locked_until)
+    SELECT principal, k, until FROM (VALUES (false), (true)) v(k)
+    ON CONFLICT ON CONSTRAINT login_attempts_pkey DO UPDATE SET locked_until = EXCLUDED.locked_until;
+    INSERT INTO warden.security_events (event_type, principal, locked_until, detail)
+    VALUES ('locked', principal, until, 'by administrator');
+    RETURN until;
+END
+$fn$;
+
+GRANT EXECUTE ON FUNCTION warden.lockout_flush() TO warden_admin;
