@@ -3,6 +3,8 @@
 -- privileges and every bad input.
 CREATE EXTENSION pg_warden;
 -- retry_min rounds the wait up to minutes so that the output does not depend on timing.
+-- The tables are written behind the decisions by the lockout writer: a test that reads
+-- or changes them first waits for it (warden.lockout_flush()).
 \set d 'locked, locked_until IS NOT NULL AS until_set, failures, ceil(retry_after_seconds / 60.0) AS retry_min'
 
 SELECT threshold, observation_window, lock_duration, backoff, max_lock_duration,
@@ -31,6 +33,7 @@ SELECT :d FROM warden.login_succeeded('bob@example.com');
 SELECT :d FROM warden.login_failed('bob@example.com');
 
 -- A window that ended starts a new count.
+SELECT warden.lockout_flush() \gset
 UPDATE warden.login_attempts SET window_start = now() - interval '16 minutes'
  WHERE principal = 'bob@example.com';
 SELECT :d FROM warden.login_failed('bob@example.com');
@@ -40,15 +43,18 @@ UPDATE warden.lockout_policy SET threshold = 2, lock_duration = '10 hours';
 SELECT :d FROM warden.login_failed('carol');
 SELECT :d FROM warden.login_failed('carol');
 -- (The lock is made to have ended: it began an hour after its window started.)
+SELECT warden.lockout_flush() \gset
 UPDATE warden.login_attempts SET window_start = now() - interval '11 hours',
                                  locked_until = now() - interval '1 second' WHERE principal = 'carol';
 SELECT :d FROM warden.login_failed('carol');
 SELECT :d FROM warden.login_failed('carol');
+SELECT warden.lockout_flush() \gset
 UPDATE warden.login_attempts SET window_start = now() - interval '21 hours',
                                  locked_until = now() - interval '1 second' WHERE principal = 'carol';
 SELECT :d FROM warden.login_failed('carol');
 SELECT :d FROM warden.login_failed('carol');
 SELECT :d FROM warden.login_failed('carol');
+SELECT warden.lockout_flush() \gset
 SELECT lockouts FROM warden.login_attempts WHERE principal = 'carol';
 -- A quiet period longer than max_lock_duration after the last lock forgets the lockouts.
 UPDATE warden.login_attempts SET window_start = now() - interval '50 hours',
@@ -60,6 +66,7 @@ SELECT :d FROM warden.login_failed('carol');
 UPDATE warden.lockout_policy SET lock_duration = '15 minutes', permanent_after = 2;
 SELECT :d FROM warden.login_failed('dave');
 SELECT :d FROM warden.login_failed('dave');
+SELECT warden.lockout_flush() \gset
 UPDATE warden.login_attempts SET window_start = now() - interval '20 minutes',
                                  locked_until = now() - interval '1 second' WHERE principal = 'dave';
 SELECT :d FROM warden.login_failed('dave');
@@ -95,6 +102,7 @@ SELECT :d FROM warden.login_failed('grace', '198.51.100.7');
 -- refused and its failures no longer count against any account.
 UPDATE warden.lockout_policy SET source_threshold = 3;
 SELECT i, :d FROM generate_series(1, 5) i, LATERAL warden.login_failed('victim' || i, '192.0.2.66');
+SELECT warden.lockout_flush() \gset
 SELECT principal, failures FROM warden.login_attempts WHERE principal LIKE 'victim%' ORDER BY 1;
 SELECT warden.is_locked('victim1', '192.0.2.66') AS throttled_source,
        warden.is_locked('victim1', '192.0.2.67') AS other_source;
@@ -106,11 +114,13 @@ UPDATE warden.lockout_policy SET allowed_sources = '{}', source_threshold = NULL
 SELECT :d FROM warden.login_failed('victim2', '192.0.2.66');
 
 -- Every failure, lockout, throttle and unlock is an event.
+SELECT warden.lockout_flush() \gset
 SELECT event_type, count(*) FROM warden.security_events GROUP BY 1 ORDER BY 1;
 SELECT event_type, principal, source, failures, locked_until IS NOT NULL AS until_set, detail
 FROM warden.security_events WHERE principal IN ('alice@example.com', 'dave', 'victim2') ORDER BY id;
 
 -- Cleanup drops idle counters (not locked ones), ended throttle windows and old events.
+SELECT warden.lockout_flush() \gset
 UPDATE warden.login_attempts SET last_failure_at = now() - interval '8 days';
 UPDATE warden.login_source_failures SET window_start = now() - interval '1 hour';
 UPDATE warden.security_events SET occurred_at = now() - interval '91 days' WHERE principal = 'bob@example.com';

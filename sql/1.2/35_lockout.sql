@@ -142,9 +142,10 @@ CREATE TRIGGER login_source_failures_truncated AFTER TRUNCATE ON warden.login_so
     FOR EACH STATEMENT EXECUTE FUNCTION warden._lockout_row_changed();
 
 -- Readers and administrators of the tables first wait for the writer, so that they see
--- every failure recorded before they were called.
+-- every failure recorded before they were called (is_locked becomes VOLATILE: a STABLE
+-- function would read with the snapshot its caller's statement took before the wait).
 CREATE OR REPLACE FUNCTION warden.is_locked(principal text) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
@@ -157,7 +158,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION warden.is_locked(principal text, source inet) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
