@@ -11,7 +11,11 @@
 #include "lockout_shmem.h"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -21,14 +25,17 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 }
 
@@ -196,11 +203,38 @@ void write_sources(const LockoutDirtyCopy* copies, int n)
         execute(sources_sql, types, cols, 3, rows);
 }
 
+// Does relid still exist, or exist already, for some transaction? Entries of an
+// installation whose CREATE EXTENSION has not committed yet, or whose DROP EXTENSION
+// has not, wait; those of an installation that is gone are dropped.
+bool relation_in_flight(Oid relid)
+{
+    static Oid last_relid = InvalidOid;
+    static bool last_answer = false;
+    static LocalTransactionId last_xact = InvalidLocalTransactionId;
+    if (relid == last_relid && last_xact == MyProc->lxid)
+        return last_answer;
+    Relation rel = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SnapshotData dirty;
+    InitDirtySnapshot(dirty);
+    SysScanDesc scan = systable_beginscan(rel, ClassOidIndexId, true, &dirty, 1, &key);
+    bool found = HeapTupleIsValid(systable_getnext(scan));
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    last_relid = relid;
+    last_answer = found;
+    last_xact = MyProc->lxid;
+    return found;
+}
+
 // Buffers of one flush, allocated once.
 struct Buffers {
     int max;
     LockoutEvent* events;
     uint64* seqs;
+    uint64* done_seqs;
+    uint64* kept_seqs;
     LockoutDirtyCopy* dirty;
     LockoutDirtyCopy* copies;
     LockoutDirtyCopy* stale;
@@ -214,6 +248,8 @@ void allocate_buffers()
     buffers.max = max;
     buffers.events = static_cast<LockoutEvent*>(MemoryContextAlloc(TopMemoryContext, sizeof(LockoutEvent) * max));
     buffers.seqs = static_cast<uint64*>(MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * max));
+    buffers.done_seqs = static_cast<uint64*>(MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * max));
+    buffers.kept_seqs = static_cast<uint64*>(MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * max));
     buffers.dirty = static_cast<LockoutDirtyCopy*>(MemoryContextAlloc(TopMemoryContext, sizeof(LockoutDirtyCopy) * max));
     buffers.copies = static_cast<LockoutDirtyCopy*>(MemoryContextAlloc(TopMemoryContext, sizeof(LockoutDirtyCopy) * max));
     buffers.stale = static_cast<LockoutDirtyCopy*>(MemoryContextAlloc(TopMemoryContext, sizeof(LockoutDirtyCopy) * max));
@@ -229,7 +265,7 @@ int flush(Oid db)
 {
     Buffers& b = buffers;
     volatile int nevents = 0;
-    int ncopies = 0, nstale = 0;
+    int ncopies = 0, nstale = 0, nkept = 0, ndone = 0;
     volatile bool installed = true;
     MemoryContext context = CurrentMemoryContext;
 
@@ -246,14 +282,21 @@ int flush(Oid db)
         for (int i = 0; i < ndirty; i++) {
             if (b.dirty[i].key.relid == relid)
                 b.copies[ncopies++] = b.dirty[i];
-            else
+            else if (!relation_in_flight(b.dirty[i].key.relid))
                 b.stale[nstale++] = b.dirty[i];
         }
         // Events of a dropped installation are dropped with it; the rest keep their order.
         int ncurrent = 0;
-        for (int i = 0; i < nevents; i++)
-            if (b.events[i].relid == relid)
+        for (int i = 0; i < nevents; i++) {
+            if (b.events[i].relid == relid) {
                 b.events[ncurrent++] = b.events[i];
+                b.done_seqs[ndone++] = b.seqs[i];
+            } else if (relation_in_flight(b.events[i].relid)) {
+                b.kept_seqs[nkept++] = b.seqs[i];
+            } else {
+                b.done_seqs[ndone++] = b.seqs[i];
+            }
+        }
         if (ncurrent > 0 || ncopies > 0) {
             if (SPI_connect() != SPI_OK_CONNECT)
                 elog(ERROR, "pg_warden: SPI_connect failed");
@@ -277,13 +320,14 @@ int flush(Oid db)
     }
     PG_END_TRY();
     MemoryContextSwitchTo(context);
-    lockout_flushed(b.copies, ncopies, b.seqs, nevents);
+    lockout_unflushed(b.kept_seqs, nkept);
+    lockout_flushed(b.copies, ncopies, b.done_seqs, ndone);
     if (nstale > 0)
         lockout_discard(b.stale, nstale);
     pgstat_report_stat(false);
     if (!installed)
         return NOT_INSTALLED;
-    return nevents + ncopies;
+    return ndone + ncopies + nstale;
 }
 
 }  // namespace
