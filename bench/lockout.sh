@@ -5,6 +5,9 @@
 #   default policy:  threshold 5, so principals get locked as the run goes on
 #   counting:        threshold out of reach, every call counts; afterwards the counters
 #                    must add up to exactly the number of calls (no lost count)
+#   rolled back:     every failure recorded inside a transaction that then rolls back
+#                    (the application's request failed): all must be counted and have
+#                    their event once the writer caught up (target 100%)
 # Prints one ratio line per comparison (calls/s, median of ROUNDS runs of SECONDS each).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -82,7 +85,7 @@ echo "SELECT * FROM warden.login_failed('hot@example.com');" >"$work/warden_hot.
 echo "SELECT * FROM bench.login_failed('hot@example.com');" >"$work/peer_hot.sql"
 
 reset_state() {
-  psql -X -q -c "TRUNCATE warden.login_attempts, warden.security_events, bench.attempts, bench.events" \
+  psql -X -q -o /dev/null -c "SELECT warden.lockout_flush()" -c "TRUNCATE warden.login_attempts, warden.security_events, bench.attempts, bench.events" \
        -c "VACUUM ANALYZE warden.login_attempts, warden.security_events, bench.attempts, bench.events" \
        -c "CHECKPOINT"
 }
@@ -106,6 +109,7 @@ compare() {
       read -r tps tx < <(run "${side}_$name")
       if [ "$side" = warden ]; then
         ours+=("$tps")
+        psql -X -q -c "SELECT warden.lockout_flush()" >/dev/null
         events=$(psql -X -At -c "SELECT count(*) FROM warden.security_events WHERE event_type = 'login_failed'")
         counted=$(psql -X -At -c "SELECT coalesce(sum(failures), 0) FROM warden.login_attempts")
       else
@@ -132,3 +136,20 @@ compare hot default
 psql -X -q -c "UPDATE warden.lockout_policy SET threshold = 1000000000"
 compare many counting
 compare hot counting
+
+# Failures inside transactions that roll back: the counters and events must still hold
+# every one of them.
+cat >"$work/warden_rollback.sql" <<'EOF'
+\set p random(1, 10000)
+BEGIN;
+SELECT * FROM warden.login_failed('user' || :p);
+ROLLBACK;
+EOF
+reset_state
+read -r tps tx < <(run warden_rollback)
+psql -X -q -c "SELECT warden.lockout_flush()" >/dev/null
+counted=$(psql -X -At -c "SELECT coalesce(sum(failures), 0) FROM warden.login_attempts")
+events=$(psql -X -At -c "SELECT count(*) FROM warden.security_events WHERE event_type = 'login_failed'")
+echo "  warden rollback: $tps calls/s ($tx calls in rolled-back transactions, counters $counted, events $events)"
+ratio_line rolled_back_failures_counted "$counted" "$tx" failures "target 1.0 (100%)"
+ratio_line rolled_back_failure_events "$events" "$tx" events "target 1.0 (100%)"
