@@ -16,6 +16,7 @@
 // caller's types, functions or operators can never stand in for the built-in ones.
 #include "../core/login_rules.hpp"
 #include "bridge.h"
+#include "lockout_rule.h"
 #include "lockout_shmem.h"
 #include "lockout_sync.h"
 
@@ -572,18 +573,6 @@ Decision login_succeeded(Datum principal, Datum source, bool source_null)
 // the threshold-th one sets the lock. Events go to the writer's queue after the lock is
 // released. A success's reset is applied when its transaction commits.
 
-Timestamp minus(TimestampTz t, const Interval& i)
-{
-    return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(t),
-                                                   IntervalPGetDatum(&i)));
-}
-
-Timestamp plus(TimestampTz t, const Interval* i)
-{
-    return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(t),
-                                                   IntervalPGetDatum(i)));
-}
-
 // The session user's name, looked up once per session user.
 const char* actor_name()
 {
@@ -681,7 +670,7 @@ bool count_source_failure(Datum principal, Datum source, const char* source_text
 {
     LockoutKey key;
     lockout_make_key(&key, attempts.relid, LOCKOUT_SOURCE, source_text, (int) strlen(source_text));
-    TimestampTz cutoff = minus(now, policy.source_window);
+    TimestampTz cutoff = lockout_minus(now, &policy.source_window);
     LockoutEntry* e = lockout_acquire(&key, load_source, &source);
     LockoutState& s = e->state;
     bool expired = !s.has_window || s.window_start <= cutoff;
@@ -699,7 +688,7 @@ bool count_source_failure(Datum principal, Datum source, const char* source_text
         current = s.failures;
         changed = true;
     }
-    *until = s.has_window ? plus(s.window_start, &policy.source_window) : 0;
+    *until = s.has_window ? lockout_plus(s.window_start, &policy.source_window) : 0;
     lockout_release(e, changed);
     if (changed && current == limit + 1)
         add_event(events, LOCKOUT_EV_SOURCE_THROTTLED, LOCKOUT_DETAIL_NONE, principal, source_text,
@@ -735,8 +724,6 @@ Decision shared_login_failed(Datum principal, Datum source, bool source_null)
         }
     }
 
-    TimestampTz window_cutoff = minus(now, policy.window);
-    TimestampTz forget_cutoff = minus(now, policy.max_lock);
     LockoutKey key;
     principal_key(&key, principal, src.known);
     PrincipalArg arg{principal, src.known};
@@ -750,36 +737,10 @@ Decision shared_login_failed(Datum principal, Datum source, bool source_null)
         enqueue(events);
         return d;
     }
-    // A window that ended, or a lock that ended since it began, starts a new window.
-    bool fresh = !s.has_window || s.window_start <= window_cutoff ||
-                 (s.has_until && s.locked_until >= s.window_start);
-    if (fresh) {
-        s.failures = 1;
-        s.window_start = now;
-        s.has_window = true;
-    } else {
-        s.failures++;
-    }
-    s.last_failure_at = now;
-    s.has_last_failure = true;
-    Decision d{false, false, 0, s.failures};
-    if (s.failures >= policy.threshold) {
-        // Lockouts in a row are forgotten once the last lock ended max_lock_duration ago.
-        int32 prior = (s.has_until && s.locked_until <= forget_cutoff) ? 0 : s.lockouts;
-        s.lockouts = prior + 1;
-        if (policy.has_permanent_after && s.lockouts >= policy.permanent_after) {
-            TIMESTAMP_NOEND(s.locked_until);
-        } else {
-            Datum duration = IntervalPGetDatum(&policy.lock_duration);
-            if (policy.backoff)
-                duration = DirectFunctionCall2(interval_mul, duration,
-                                               Float8GetDatum((double) (1 << Min(prior, 20))));
-            duration = DirectFunctionCall2(interval_smaller, IntervalPGetDatum(&policy.max_lock), duration);
-            s.locked_until = plus(now, DatumGetIntervalP(duration));
-        }
-        s.has_until = true;
-        d = Decision{true, true, s.locked_until, s.failures};
-    }
+    LockoutRule rule{policy.threshold, policy.window, policy.lock_duration, policy.backoff,
+                     policy.max_lock, policy.has_permanent_after, policy.permanent_after};
+    bool locked = lockout_count_failure(&s, rule, now);
+    Decision d{locked, locked, locked ? s.locked_until : 0, s.failures};
     lockout_release(e, true);
     add_event(&events, LOCKOUT_EV_LOGIN_FAILED, LOCKOUT_DETAIL_NONE, principal, source_text,
               d.failures, d.locked, d.until);

@@ -19,6 +19,7 @@ extern "C" {
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
@@ -57,8 +58,13 @@ struct Shared {
     uint64 ring_tail;              // ring lock
     int ring_size;
     ConditionVariable progress;    // the writers made room in the ring or committed
-    slock_t writers_mutex;
+    slock_t writers_mutex;         // also guards the role fields below
     WriterSlot writers[WRITER_SLOTS];
+    Latch* role_latch;
+    bool roles_loaded;
+    bool roles_persisted;
+    NameData bootstrap_superuser;
+    LockoutRolePolicy role_policy;
     LockoutEvent ring[FLEXIBLE_ARRAY_MEMBER];
 };
 
@@ -179,9 +185,18 @@ void register_writer(Oid db)
              errhint("Raise max_worker_processes.")));
 }
 
-// Wakes the writer of db, starting one if there is none.
+// Wakes the writer of db, starting one if there is none. Roles (db 0) have the role
+// lockout worker, started with the server.
 void wake_writer(Oid db)
 {
+    if (db == InvalidOid) {
+        SpinLockAcquire(&shared->writers_mutex);
+        Latch* role_latch = shared->role_latch;
+        SpinLockRelease(&shared->writers_mutex);
+        if (role_latch != nullptr)
+            SetLatch(role_latch);
+        return;
+    }
     TimestampTz now = GetCurrentTimestamp();
     Latch* latch = nullptr;
     bool start = false;
@@ -248,15 +263,18 @@ bool entries_pending(Oid db, uint64 stamp_at_most)
     return pending;
 }
 
-// Removes clean entries untouched since cutoff (every clean one with cutoff 0).
+// Removes clean entries untouched since cutoff (every clean one with cutoff 0). A role's
+// lock is never dropped: the authentication hook could not read it back.
 void evict(TimestampTz cutoff)
 {
+    TimestampTz now = GetCurrentTimestamp();
     for (int i = 0; i < PARTITIONS; i++)
         LWLockAcquire(&locks[i].lock, LW_EXCLUSIVE);
     HASH_SEQ_STATUS scan;
     hash_seq_init(&scan, counters);
     while (auto* e = static_cast<LockoutEntry*>(hash_seq_search(&scan)))
-        if (!e->dirty && (cutoff == 0 || e->touched < cutoff))
+        if (!e->dirty && (cutoff == 0 || e->touched < cutoff) &&
+            !(e->key.kind == LOCKOUT_ROLE && e->state.has_until && e->state.locked_until > now))
             remove_entry(e);
     pg_atomic_fetch_add_u64(&shared->generation, 1);
     for (int i = PARTITIONS - 1; i >= 0; i--)
@@ -295,6 +313,9 @@ const char* lockout_event_type_name(uint8 type)
     switch (type) {
     case LOCKOUT_EV_LOCKED: return "locked";
     case LOCKOUT_EV_SOURCE_THROTTLED: return "source_throttled";
+    case LOCKOUT_EV_ROLE_LOGIN_FAILED: return "role_login_failed";
+    case LOCKOUT_EV_ROLE_LOCKED: return "role_locked";
+    case LOCKOUT_EV_ROLE_SOURCE_THROTTLED: return "role_source_throttled";
     default: return "login_failed";
     }
 }
@@ -306,6 +327,8 @@ const char* lockout_detail_text(uint8 detail)
     case LOCKOUT_DETAIL_THRESHOLD_KNOWN: return "threshold reached from a known source";
     case LOCKOUT_DETAIL_WHILE_LOCKED: return "while locked; not counted";
     case LOCKOUT_DETAIL_SOURCE_THROTTLED: return "source throttled; not counted";
+    case LOCKOUT_DETAIL_ROLE_REFUSED: return "right password refused while locked";
+    case LOCKOUT_DETAIL_ROLE_SOURCE_REFUSED: return "source throttled; refused";
     default: return nullptr;
     }
 }
@@ -318,6 +341,68 @@ void lockout_make_key(LockoutKey* key, Oid relid, LockoutKind kind, const char* 
     key->kind = kind;
     key->len = (uint16) Min(len, LOCKOUT_NAME_MAX);
     memcpy(key->name, name, key->len);
+}
+
+void lockout_make_role_key(LockoutKey* key, LockoutKind kind, const char* name, int len)
+{
+    lockout_make_key(key, InvalidOid, kind, name, len);
+    key->db = InvalidOid;
+}
+
+void lockout_roles_set_loaded(bool persisted, const char* bootstrap_superuser,
+                              const LockoutRolePolicy* policy)
+{
+    SpinLockAcquire(&shared->writers_mutex);
+    shared->roles_persisted = persisted;
+    namestrcpy(&shared->bootstrap_superuser, bootstrap_superuser);
+    shared->role_policy = *policy;
+    shared->roles_loaded = true;
+    SpinLockRelease(&shared->writers_mutex);
+}
+
+void lockout_roles_set_policy(const LockoutRolePolicy* policy)
+{
+    SpinLockAcquire(&shared->writers_mutex);
+    shared->role_policy = *policy;
+    SpinLockRelease(&shared->writers_mutex);
+}
+
+bool lockout_roles_loaded(LockoutRolePolicy* policy, NameData* bootstrap_superuser)
+{
+    SpinLockAcquire(&shared->writers_mutex);
+    bool loaded = shared->roles_loaded;
+    if (loaded) {
+        *policy = shared->role_policy;
+        *bootstrap_superuser = shared->bootstrap_superuser;
+    }
+    SpinLockRelease(&shared->writers_mutex);
+    return loaded;
+}
+
+void lockout_roles_set_latch(Latch* latch)
+{
+    SpinLockAcquire(&shared->writers_mutex);
+    shared->role_latch = latch;
+    SpinLockRelease(&shared->writers_mutex);
+}
+
+int lockout_role_entries(LockoutKey* keys, LockoutState* states, int max)
+{
+    int n = 0;
+    for (int i = 0; i < PARTITIONS; i++)
+        LWLockAcquire(&locks[i].lock, LW_SHARED);
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, counters);
+    while (auto* e = static_cast<LockoutEntry*>(hash_seq_search(&scan))) {
+        if (e->key.kind != LOCKOUT_ROLE || n >= max)
+            continue;
+        keys[n] = e->key;
+        states[n] = e->state;
+        n++;
+    }
+    for (int i = PARTITIONS - 1; i >= 0; i--)
+        LWLockRelease(&locks[i].lock);
+    return n;
 }
 
 LockoutEntry* lockout_acquire(const LockoutKey* key, LockoutLoader load, void* arg)

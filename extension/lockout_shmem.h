@@ -13,6 +13,7 @@
 extern "C" {
 #include "datatype/timestamp.h"
 #include "lib/ilist.h"
+#include "storage/latch.h"
 }
 
 constexpr int LOCKOUT_NAME_MAX = 512;
@@ -22,6 +23,8 @@ enum LockoutKind : uint8 {
     LOCKOUT_OTHER_SOURCES = 0,  // a principal's failures from sources it never logged in from
     LOCKOUT_KNOWN_SOURCE = 1,   // ... from sources it did log in from
     LOCKOUT_SOURCE = 2,         // one source address (name is its text form)
+    LOCKOUT_ROLE = 3,           // a database role (role lockout; db and relid are 0)
+    LOCKOUT_ROLE_SOURCE = 4,    // a source address of password authentications
 };
 
 // Zero-padded, compared and hashed as bytes. relid is warden.login_attempts of the
@@ -60,6 +63,9 @@ enum LockoutEventType : uint8 {
     LOCKOUT_EV_LOGIN_FAILED = 0,
     LOCKOUT_EV_LOCKED,
     LOCKOUT_EV_SOURCE_THROTTLED,
+    LOCKOUT_EV_ROLE_LOGIN_FAILED,
+    LOCKOUT_EV_ROLE_LOCKED,
+    LOCKOUT_EV_ROLE_SOURCE_THROTTLED,
 };
 
 enum LockoutDetail : uint8 {
@@ -68,6 +74,8 @@ enum LockoutDetail : uint8 {
     LOCKOUT_DETAIL_THRESHOLD_KNOWN,
     LOCKOUT_DETAIL_WHILE_LOCKED,
     LOCKOUT_DETAIL_SOURCE_THROTTLED,
+    LOCKOUT_DETAIL_ROLE_REFUSED,
+    LOCKOUT_DETAIL_ROLE_SOURCE_REFUSED,
 };
 
 struct LockoutEvent {
@@ -96,6 +104,37 @@ bool lockout_shared_ready(void);
 void lockout_shmem_init(void);
 
 void lockout_make_key(LockoutKey* key, Oid relid, LockoutKind kind, const char* name, int len);
+// The key of a role or of a source address of password authentications (cluster-wide).
+void lockout_make_role_key(LockoutKey* key, LockoutKind kind, const char* name, int len);
+
+// The lockout policy as the role lockout worker read it from its database, for the
+// client-authentication hook, which reads no table.
+constexpr int LOCKOUT_ALLOWED_MAX = 64;
+struct LockoutRolePolicy {
+    int32 threshold;
+    Interval window;
+    Interval lock_duration;
+    bool backoff;
+    Interval max_lock;
+    bool has_permanent_after;
+    int32 permanent_after;
+    bool throttles_sources;
+    int32 source_threshold;
+    Interval source_window;
+    int nallowed;
+    char allowed[LOCKOUT_ALLOWED_MAX][24];  // cidr values, as varlena bytes
+};
+
+// Set by the role lockout worker once the persisted locks are in memory (persisted:
+// whether it can write them back); read by the hook.
+void lockout_roles_set_loaded(bool persisted, const char* bootstrap_superuser,
+                              const LockoutRolePolicy* policy);
+void lockout_roles_set_policy(const LockoutRolePolicy* policy);
+// false until loaded; then the policy and the bootstrap superuser's name.
+bool lockout_roles_loaded(LockoutRolePolicy* policy, NameData* bootstrap_superuser);
+void lockout_roles_set_latch(Latch* latch);
+// Every role entry, for warden.role_lockouts (copies; at most max).
+int lockout_role_entries(LockoutKey* keys, LockoutState* states, int max);
 
 // Reads the persisted state of an entry that is not in memory; false: no row.
 using LockoutLoader = bool (*)(const LockoutKey* key, void* arg, LockoutState* out);
@@ -141,3 +180,7 @@ void lockout_unflushed(const uint64* seqs, int nseqs);
 void lockout_discard(const LockoutDirtyCopy* copies, int ncopies);
 void lockout_evict_idle(void);
 int lockout_batch_max(void);
+
+// In the writer's transaction, with SPI connected: inserts events into
+// warden.security_events (lockout_writer.cpp).
+void lockout_write_events(const LockoutEvent* events, int n);

@@ -126,7 +126,9 @@ void execute(const char* sql, const Oid* types, Column* cols, int ncols, int n)
         elog(ERROR, "pg_warden: a lockout writer statement returned %s", SPI_result_code_string(rc));
 }
 
-void write_events(const LockoutEvent* events, int n)
+}  // namespace
+
+void lockout_write_events(const LockoutEvent* events, int n)
 {
     static const Oid types[8] = {TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INETARRAYOID,
                                  INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
@@ -152,6 +154,8 @@ void write_events(const LockoutEvent* events, int n)
     }
     execute(events_sql, types, cols, 8, n);
 }
+
+namespace {
 
 void write_attempts(const LockoutDirtyCopy* copies, int n)
 {
@@ -301,7 +305,7 @@ int flush(Oid db)
             if (SPI_connect() != SPI_OK_CONNECT)
                 elog(ERROR, "pg_warden: SPI_connect failed");
             if (ncurrent > 0)
-                write_events(b.events, ncurrent);
+                lockout_write_events(b.events, ncurrent);
             write_attempts(b.copies, ncopies);
             write_sources(b.copies, ncopies);
             SPI_finish();
