@@ -575,6 +575,7 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
             remove_entry(e);
         break;
     case LockoutApply::reset_unless_locked:
+    case LockoutApply::reset:
         if (e == nullptr && hash_get_num_entries(counters) < capacity) {
             bool found;
             e = static_cast<LockoutEntry*>(
@@ -587,7 +588,8 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
                 e->state.has_until = false;
             }
         }
-        if (e != nullptr && !(e->state.has_until && e->state.locked_until > now)) {
+        if (e != nullptr && (what == LockoutApply::reset ||
+                             !(e->state.has_until && e->state.locked_until > now))) {
             TimestampTz last_failure = e->state.last_failure_at;
             bool has_last_failure = e->state.has_last_failure;
             memset(&e->state, 0, sizeof e->state);

@@ -150,7 +150,7 @@ void lockout_release(LockoutEntry* entry, bool changed);
 void lockout_enqueue_event(const LockoutEvent* event);
 
 // Used at commit by lockout_sync.cpp (never raises an error).
-enum class LockoutApply { set_columns, remove_clean, reset_unless_locked, drop_kind };
+enum class LockoutApply { set_columns, remove_clean, reset_unless_locked, reset, drop_kind };
 void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState* state,
                    uint32 columns, TimestampTz now);
 

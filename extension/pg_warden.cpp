@@ -5,6 +5,7 @@
 #include "health_settings.h"
 #include "ledger.h"
 #include "lockout_shmem.h"
+#include "role_lockout.h"
 #include "login_settings.h"
 #include "settings.h"
 #include "worker_shmem.h"
@@ -22,6 +23,7 @@ void _PG_init(void)
     warden_worker_init();
     warden_define_login_settings();
     lockout_shmem_init();
+    warden_role_lockout_init();
     warden_define_health_settings();
     // Last: reserving the prefix drops any warden.* placeholder not defined above.
     warden_define_settings();
