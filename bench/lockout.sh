@@ -8,6 +8,8 @@
 #   rolled back:     every failure recorded inside a transaction that then rolls back
 #                    (the application's request failed): all must be counted and have
 #                    their event once the writer caught up (target 100%)
+#   connections:     connection rate with warden.role_lockout on against off (pgbench -C
+#                    -S, 4 clients, scram-sha-256 password logins over loopback TCP)
 # Prints one ratio line per comparison (calls/s, median of ROUNDS runs of SECONDS each).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -153,3 +155,40 @@ events=$(psql -X -At -c "SELECT count(*) FROM warden.security_events WHERE event
 echo "  warden rollback: $tps calls/s ($tx calls in rolled-back transactions, counters $counted, events $events)"
 ratio_line rolled_back_failures_counted "$counted" "$tx" failures "target 1.0 (100%)"
 ratio_line rolled_back_failure_events "$events" "$tx" events "target 1.0 (100%)"
+
+# Connection rate with role lockout on against off: new connections (pgbench -C -S, 4
+# clients), each a scram-sha-256 password login over loopback TCP. warden.role_lockout
+# takes effect at server start, so the server restarts between the two sides.
+data="$work/cluster/data"
+as_server_user=()
+[ "$(id -u)" -eq 0 ] && as_server_user=(runuser -u postgres --)
+pgbench -i -s 1 -q >/dev/null 2>&1
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE bench_login LOGIN PASSWORD 'bench-pass';
+GRANT SELECT ON pgbench_accounts, pgbench_branches TO bench_login;
+SQL
+{ echo "host all all 127.0.0.1/32 scram-sha-256"; cat "$data/pg_hba.conf"; } >"$work/pg_hba.conf"
+cp "$work/pg_hba.conf" "$data/pg_hba.conf"
+restart_with_role_lockout() {
+  "${as_server_user[@]}" pg_ctl -D "$data" -w -m fast -l "$work/cluster/server.log" restart \
+    -o "-p $PGPORT -k $PGHOST -c listen_addresses=127.0.0.1 -c warden.role_lockout=$1" >/dev/null
+}
+connection_rate() {
+  local out
+  out=$(PGPASSWORD=bench-pass pgbench -n -C -S -c 4 -j 4 -T "$SECONDS_PER_RUN" -h 127.0.0.1 \
+        -p "$PGPORT" -U bench_login postgres 2>&1) || { echo "$out" >&2; return 1; }
+  echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+on=() off=()
+for _ in $(seq "$ROUNDS"); do
+  for side in off on; do
+    restart_with_role_lockout "$side"
+    tps=$(connection_rate)
+    echo "  role lockout $side: $tps connections/s"
+    if [ "$side" = on ]; then on+=("$tps"); else off+=("$tps"); fi
+  done
+done
+failed_over=$(psql -X -At -c "SELECT count(*) FROM warden.role_lockouts")
+ratio_line role_lockout_connection_rate_on_vs_off "$(median "${on[@]}")" "$(median "${off[@]}")" \
+  connections/s "target >= 0.97 ($failed_over role counters)"
