@@ -94,11 +94,17 @@ BEGIN
      WHERE s.window_start < now() - p.source_window;
     DELETE FROM warden.login_known_sources k
      WHERE k.last_success_at < now() - p.known_source_retention;
+    -- Role counters (sql/1.2/36_role_lockout.sql) as idle counters above.
+    DELETE FROM warden.role_login_attempts r
+     WHERE coalesce(r.last_failure_at, '-infinity') < now() - p.attempt_retention
+       AND (r.locked_until IS NULL OR r.locked_until < now());
     keep := greatest(p.event_retention, warden._audit_min_retention());
     PERFORM warden._audit_retention_mode(true);
     DELETE FROM warden.security_events e
      WHERE e.occurred_at < now() - keep
-       AND e.event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled');
+       AND e.event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled',
+                            'role_login_failed', 'role_locked', 'role_unlocked',
+                            'role_source_throttled');
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM warden._audit_retention_mode(false);
     IF n > 0 THEN
