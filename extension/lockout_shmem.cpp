@@ -160,7 +160,7 @@ void remove_entry(LockoutEntry* e)
     hash_search_with_hash_value(counters, &key, e->hashcode, HASH_REMOVE, nullptr);
 }
 
-void register_writer(Oid db)
+bool register_writer(Oid db)
 {
     BackgroundWorker worker;
     memset(&worker, 0, sizeof worker);
@@ -173,7 +173,7 @@ void register_writer(Oid db)
     snprintf(worker.bgw_name, BGW_MAXLEN, "pg_warden lockout writer for database %u", db);
     snprintf(worker.bgw_type, BGW_MAXLEN, "pg_warden lockout writer");
     if (RegisterDynamicBackgroundWorker(&worker, nullptr))
-        return;
+        return true;
     SpinLockAcquire(&shared->writers_mutex);
     for (WriterSlot& s : shared->writers)
         if (s.db == db && s.pid == 0)
@@ -183,11 +183,13 @@ void register_writer(Oid db)
             (errmsg("pg_warden: no background worker slot for the lockout writer of database %u", db),
              errdetail("Login failures and locks are in force but not yet written to disk."),
              errhint("Raise max_worker_processes.")));
+    return false;
 }
 
-// Wakes the writer of db, starting one if there is none. Roles (db 0) have the role
-// lockout worker, started with the server.
-void wake_writer(Oid db)
+// Wakes the writer of db, starting one if there is none; false when there is none and
+// none could be started. Roles (db 0) have the role lockout worker, started with the
+// server.
+bool wake_writer(Oid db)
 {
     if (db == InvalidOid) {
         SpinLockAcquire(&shared->writers_mutex);
@@ -195,7 +197,7 @@ void wake_writer(Oid db)
         SpinLockRelease(&shared->writers_mutex);
         if (role_latch != nullptr)
             SetLatch(role_latch);
-        return;
+        return role_latch != nullptr;
     }
     TimestampTz now = GetCurrentTimestamp();
     Latch* latch = nullptr;
@@ -231,7 +233,8 @@ void wake_writer(Oid db)
     if (latch != nullptr)
         SetLatch(latch);
     if (start)
-        register_writer(db);
+        return register_writer(db);
+    return slot != nullptr || free_slot != nullptr;
 }
 
 bool events_pending(Oid db, uint64 below)
@@ -625,9 +628,10 @@ bool lockout_wait_flushed(int timeout_ms)
     bool done;
     for (;;) {
         done = !events_pending(db, ring_mark) && !entries_pending(db, change_mark);
-        if (done || TimestampDifferenceExceeds(started, GetCurrentTimestamp(), timeout_ms))
+        // Without a writer (no worker slot) waiting would only hold the caller up.
+        if (done || TimestampDifferenceExceeds(started, GetCurrentTimestamp(), timeout_ms) ||
+            !wake_writer(db))
             break;
-        wake_writer(db);
         if (!sleeping) {
             ConditionVariablePrepareToSleep(&shared->progress);
             sleeping = true;
