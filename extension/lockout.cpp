@@ -40,6 +40,7 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/reltrigger.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -78,6 +79,9 @@ struct Attempts {
     AttrNumber lockouts;
     AttrNumber window_start;
     AttrNumber last_failure_at;
+    // The 1.2 trigger that carries transactional changes into shared memory is there: an
+    // installation still at 1.1 keeps its transactional counters until it is updated.
+    bool synced;
 };
 
 Attempts attempts;
@@ -123,8 +127,23 @@ void load_attempts()
     a.lockouts = column_number(a.relid, "lockouts");
     a.window_start = column_number(a.relid, "window_start");
     a.last_failure_at = column_number(a.relid, "last_failure_at");
+    a.synced = false;
+    Relation rel = table_open(a.relid, AccessShareLock);
+    for (int i = 0; rel->trigdesc != nullptr && i < rel->trigdesc->numtriggers; i++)
+        if (strcmp(rel->trigdesc->triggers[i].tgname, "login_attempts_changed") == 0)
+            a.synced = true;
+    table_close(rel, AccessShareLock);
     a.valid = true;
     attempts = a;
+}
+
+// Decisions on the shared counters: pg_warden preloaded, and installed at 1.2 or later.
+bool shared_counters()
+{
+    if (!lockout_shared_ready())
+        return false;
+    load_attempts();
+    return attempts.synced;
 }
 
 const char* const policy_sql = R"SQL(
@@ -820,10 +839,10 @@ Datum decide(FunctionCallInfo fcinfo, Rule rule)
 
 WARDEN_FUNCTION(warden_login_failed)
 {
-    return decide(fcinfo, lockout_shared_ready() ? shared_login_failed : login_failed);
+    return decide(fcinfo, shared_counters() ? shared_login_failed : login_failed);
 }
 
 WARDEN_FUNCTION(warden_login_succeeded)
 {
-    return decide(fcinfo, lockout_shared_ready() ? shared_login_succeeded : login_succeeded);
+    return decide(fcinfo, shared_counters() ? shared_login_succeeded : login_succeeded);
 }
