@@ -1,7 +1,8 @@
 # Role lockout with real scram-sha-256 password logins over loopback TCP: the lock at the
 # threshold, the refusal of the right password with exactly the text a wrong password
 # gets (the reason only in the server log), the lock kept across a restart and a kill -9
-# of the postmaster, unlock_role, exempt roles and the bootstrap superuser.
+# of the postmaster, unlock_role, exempt roles and the bootstrap superuser, per-source
+# throttling and its allow-list.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -109,6 +110,31 @@ $node->poll_query_until('postgres', "SELECT current_setting('warden.role_lockout
 login('carol', 'nope') for 1 .. 4;
 ($ret) = login('carol', 'carol-right');
 is($ret, 0, 'a role in warden.role_lockout_exempt is never locked');
+
+# Per source address: more than source_threshold (20) failures from one address in its
+# window, over any role names, and the address is refused for every role, the right
+# password included, with the same text; the allow-list lifts it.
+login("ghost$_", 'nope') for 1 .. 25;
+$log_offset = -s $node->logfile;
+($ret, $refused) = login('bob', 'bob-right');
+isnt($ret, 0, 'a throttled source is refused even with the right password');
+like($refused, qr/FATAL:  password authentication failed for user "bob"$/, 'with the wrong-password text');
+ok($node->log_contains('pg_warden role lockout: source address 127.0.0.1 is throttled', $log_offset),
+	'the server log says why');
+is(sql("SELECT count(*) FROM warden.role_lockouts WHERE role_name LIKE 'ghost%' AND locked"), '0',
+	'failures spread over many role names lock none of them');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM warden.security_events WHERE event_type = 'role_source_throttled'")
+  or die 'no role_source_throttled event';
+sql("UPDATE warden.lockout_policy SET allowed_sources = '{127.0.0.0/8}'");
+my $allowed = 0;
+for (1 .. 100)
+{
+	($ret) = login('bob', 'bob-right');
+	last if ($allowed = $ret == 0);
+	sleep(0.1);
+}
+ok($allowed, 'an allow-listed source is not throttled (the worker reads the policy again)');
 
 # kill -9 of the postmaster once the bound has passed after the lock: it is kept.
 login('dave', "guess-$_") for 1 .. 3;
