@@ -1,14 +1,22 @@
 // warden.login_failed / warden.login_succeeded: the decisions of account locking.
 //
-// Exactness comes from the UPSERT: concurrent failures for one principal queue on its row
-// lock and each one increments the latest version, so N failures count N and exactly the
-// threshold-th one sets the lock. Speed comes from doing little: the policy is cached per
-// backend, the counter is read through its primary key without a plan, the statements are
-// prepared once per backend (generic plans, SPI_keepplan), one statement counts a failure
-// and records its event, a principal already locked or a source already throttled is
-// answered without taking any row lock, and a success writes only when there is something
-// to reset. Principals never share rows, so nothing here blocks a login of another
-// principal. Unknown principals go through exactly the same path.
+// With pg_warden preloaded (and installed at 1.2), decisions are made on the counters in
+// shared memory (lockout_shmem.h), under the principal's partition lock: N concurrent
+// failures count N, exactly the threshold-th one sets the lock, and the caller's
+// transaction writes nothing, so its rollback erases nothing. Events are queued for the
+// lockout writer; a success's reset is applied at commit (lockout_sync.h). A counter not in
+// memory yet is read from warden.login_attempts through its primary key without a plan.
+//
+// Otherwise (no shared memory, or an installation still at 1.1) the 1.1 rule runs in the
+// caller's transaction: exactness comes from the UPSERT (concurrent failures queue on the
+// principal's row lock and each increments the latest version), one statement counts a
+// failure and records its event, a principal already locked or a source already throttled
+// is answered without taking any row lock, and a success writes only when there is
+// something to reset.
+//
+// Either way the policy is cached per backend, statements are prepared once per backend
+// (generic plans, SPI_keepplan), principals never share counters, and unknown principals
+// go through exactly the same path.
 //
 // Both run as the extension's owner (SECURITY DEFINER). Their statements are parsed, and
 // replanned, only under search_path = pg_catalog, pg_temp: the SQL definitions set it, and
