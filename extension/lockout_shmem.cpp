@@ -420,6 +420,11 @@ LockoutEntry* lockout_acquire(const LockoutKey* key, LockoutLoader load, void* a
         auto* e = static_cast<LockoutEntry*>(
             hash_search_with_hash_value(counters, key, hashcode, HASH_FIND, nullptr));
         if (e != nullptr) {
+            if (e->dropped) {
+                // Truncated while dirty: what follows starts from nothing.
+                memset(&e->state, 0, sizeof e->state);
+                e->dropped = false;
+            }
             e->touched = now;
             return e;
         }
@@ -440,6 +445,10 @@ LockoutEntry* lockout_acquire(const LockoutKey* key, LockoutLoader load, void* a
             e = static_cast<LockoutEntry*>(
                 hash_search_with_hash_value(counters, key, hashcode, HASH_FIND, &found));
         if (e != nullptr && found) {
+            if (e->dropped) {
+                memset(&e->state, 0, sizeof e->state);
+                e->dropped = false;
+            }
             e->touched = now;
             return e;
         }
@@ -448,6 +457,7 @@ LockoutEntry* lockout_acquire(const LockoutKey* key, LockoutLoader load, void* a
             e->state = state;
             e->version = 0;
             e->dirty = false;
+            e->dropped = false;
             e->dirty_stamp = 0;
             e->touched = now;
             return e;
@@ -535,8 +545,16 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
         hash_seq_init(&scan, counters);
         while (auto* e = static_cast<LockoutEntry*>(hash_seq_search(&scan)))
             if (e->key.db == key->db && e->key.relid == key->relid &&
-                (e->key.kind != LOCKOUT_SOURCE) == principals)
-                remove_entry(e);
+                (e->key.kind != LOCKOUT_SOURCE) == principals) {
+                // The writer may hold a copy of a dirty entry: it removes it itself.
+                if (e->dirty) {
+                    memset(&e->state, 0, sizeof e->state);
+                    e->dropped = true;
+                    e->version++;
+                } else {
+                    remove_entry(e);
+                }
+            }
         pg_atomic_fetch_add_u64(&shared->generation, 1);
         for (int i = PARTITIONS - 1; i >= 0; i--)
             LWLockRelease(&locks[i].lock);
@@ -587,9 +605,14 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
                 e->hashcode = hashcode;
                 e->version = 0;
                 e->dirty = false;
+                e->dropped = false;
                 e->dirty_stamp = 0;
-                e->state.has_until = false;
+                memset(&e->state, 0, sizeof e->state);
             }
+        }
+        if (e != nullptr && e->dropped) {
+            memset(&e->state, 0, sizeof e->state);
+            e->dropped = false;
         }
         if (e != nullptr && (what == LockoutApply::reset ||
                              !(e->state.has_until && e->state.locked_until > now))) {
@@ -725,6 +748,7 @@ int lockout_collect_dirty(Oid db, LockoutDirtyCopy* out, int max)
         out[i].key = e->key;
         out[i].state = e->state;
         out[i].version = e->version;
+        out[i].dropped = e->dropped;
         LWLockRelease(lock_of(e));
     }
     return n;
@@ -761,10 +785,14 @@ void lockout_flushed(const LockoutDirtyCopy* copies, int ncopies, const uint64* 
         LockoutEntry* e = copies[i].entry;
         LWLockAcquire(lock_of(e), LW_EXCLUSIVE);
         if (e->version == copies[i].version && e->dirty) {
-            LWLockAcquire(&locks[DIRTY_LOCK].lock, LW_EXCLUSIVE);
-            dlist_delete(&e->dirty_node);
-            e->dirty = false;
-            LWLockRelease(&locks[DIRTY_LOCK].lock);
+            if (e->dropped) {
+                remove_entry(e);
+            } else {
+                LWLockAcquire(&locks[DIRTY_LOCK].lock, LW_EXCLUSIVE);
+                dlist_delete(&e->dirty_node);
+                e->dirty = false;
+                LWLockRelease(&locks[DIRTY_LOCK].lock);
+            }
         }
         LWLockRelease(lock_of(e));
     }

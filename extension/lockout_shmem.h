@@ -54,6 +54,7 @@ struct LockoutEntry {
     uint32 hashcode;
     uint64 version;          // bumped by every change
     bool dirty;              // on the dirty list: changed since the writer last committed it
+    bool dropped;            // its table was truncated while dirty: the writer removes it
     uint64 dirty_stamp;      // the change that put it there (for lockout_wait_flushed)
     dlist_node dirty_node;
     TimestampTz touched;
@@ -168,6 +169,7 @@ struct LockoutDirtyCopy {
     LockoutKey key;
     LockoutState state;
     uint64 version;
+    bool dropped;            // not to be written
 };
 extern bool lockout_am_writer;
 bool lockout_writer_attach(Oid db);

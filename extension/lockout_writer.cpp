@@ -167,7 +167,7 @@ void write_attempts(const LockoutDirtyCopy* copies, int n)
     int rows = 0;
     for (int i = 0; i < n; i++) {
         const LockoutDirtyCopy& c = copies[i];
-        if (c.key.kind == LOCKOUT_SOURCE)
+        if (c.key.kind == LOCKOUT_SOURCE || c.dropped)
             continue;
         const LockoutState& s = c.state;
         cols[0].values[rows] = text_of(c.key.name, c.key.len);
@@ -193,7 +193,7 @@ void write_sources(const LockoutDirtyCopy* copies, int n)
     int rows = 0;
     for (int i = 0; i < n; i++) {
         const LockoutDirtyCopy& c = copies[i];
-        if (c.key.kind != LOCKOUT_SOURCE || !c.state.has_window)
+        if (c.key.kind != LOCKOUT_SOURCE || c.dropped || !c.state.has_window)
             continue;
         char name[LOCKOUT_NAME_MAX + 1];
         memcpy(name, c.key.name, c.key.len);
