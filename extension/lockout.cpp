@@ -794,14 +794,17 @@ Decision shared_login_succeeded(Datum principal, Datum source, bool source_null)
             return Decision{true, true, until, c.failures};
         }
     }
-    LockoutState c = principal_state(principal, src.known);
+    LockoutKey key;
+    principal_key(&key, principal, src.known);
+    PrincipalArg arg{principal, src.known};
+    LockoutEntry* e = lockout_acquire(&key, load_principal, &arg);
+    LockoutState c = e->state;
+    uint64 seen_version = e->version;
+    lockout_release(e, false);
     if (c.has_until && c.locked_until > now)
         return Decision{true, true, c.locked_until, c.failures};
-    if (c.failures > 0 || c.lockouts > 0 || c.has_until) {
-        LockoutKey key;
-        principal_key(&key, principal, src.known);
-        lockout_defer(&key, LockoutApply::reset_unless_locked, nullptr, 0);
-    }
+    if (c.failures > 0 || c.lockouts > 0 || c.has_until)
+        lockout_defer(&key, LockoutApply::reset_unless_locked, nullptr, 0, seen_version);
     if (!source_null && (!src.has_last_success ||
                          src.last_success < GetCurrentTransactionStartTimestamp() - known_refresh_usecs)) {
         Datum values[2] = {principal, source};

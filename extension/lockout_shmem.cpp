@@ -147,6 +147,19 @@ void mark_dirty(LockoutEntry* e)
     LWLockRelease(&locks[DIRTY_LOCK].lock);
 }
 
+// Clears failures, window, lockouts and lock (the time of the last failure stays).
+// Caller holds the entry's partition lock exclusively.
+void reset_counter(LockoutEntry* e, TimestampTz now)
+{
+    TimestampTz last_failure = e->state.last_failure_at;
+    bool has_last_failure = e->state.has_last_failure;
+    memset(&e->state, 0, sizeof e->state);
+    e->state.last_failure_at = last_failure;
+    e->state.has_last_failure = has_last_failure;
+    e->touched = now;
+    mark_dirty(e);
+}
+
 // Caller holds the entry's partition lock exclusively.
 void remove_entry(LockoutEntry* e)
 {
@@ -535,7 +548,7 @@ void lockout_enqueue_event(const LockoutEvent* event)
 }
 
 void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState* state,
-                   uint32 columns, TimestampTz now)
+                   uint32 columns, uint64 seen_version, TimestampTz now)
 {
     if (what == LockoutApply::drop_kind) {
         bool principals = key->kind != LOCKOUT_SOURCE;
@@ -596,6 +609,14 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
             remove_entry(e);
         break;
     case LockoutApply::reset_unless_locked:
+        // Absent (written and dropped since), truncated, changed since the success saw it,
+        // or locked meanwhile: nothing to reset that the success may reset.
+        if (e == nullptr || e->dropped || e->version != seen_version ||
+            (e->state.has_until && e->state.locked_until > now))
+            break;
+        reset_counter(e, now);
+        wake = true;
+        break;
     case LockoutApply::reset:
         if (e == nullptr && hash_get_num_entries(counters) < capacity) {
             bool found;
@@ -610,19 +631,9 @@ void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState*
                 memset(&e->state, 0, sizeof e->state);
             }
         }
-        if (e != nullptr && e->dropped) {
-            memset(&e->state, 0, sizeof e->state);
+        if (e != nullptr) {
             e->dropped = false;
-        }
-        if (e != nullptr && (what == LockoutApply::reset ||
-                             !(e->state.has_until && e->state.locked_until > now))) {
-            TimestampTz last_failure = e->state.last_failure_at;
-            bool has_last_failure = e->state.has_last_failure;
-            memset(&e->state, 0, sizeof e->state);
-            e->state.last_failure_at = last_failure;
-            e->state.has_last_failure = has_last_failure;
-            e->touched = now;
-            mark_dirty(e);
+            reset_counter(e, now);
             wake = true;
         }
         break;

@@ -150,10 +150,12 @@ void lockout_release(LockoutEntry* entry, bool changed);
 // Queues an event for the writer of its database; waits while the queue is full.
 void lockout_enqueue_event(const LockoutEvent* event);
 
-// Used at commit by lockout_sync.cpp (never raises an error).
+// Used at commit by lockout_sync.cpp (never raises an error). reset_unless_locked resets
+// only a counter that did not change since the caller saw it at seen_version: a success
+// never erases a failure that came after it.
 enum class LockoutApply { set_columns, remove_clean, reset_unless_locked, reset, drop_kind };
 void lockout_apply(const LockoutKey* key, LockoutApply what, const LockoutState* state,
-                   uint32 columns, TimestampTz now);
+                   uint32 columns, uint64 seen_version, TimestampTz now);
 
 // Columns of a set_columns apply.
 constexpr uint32 LOCKOUT_COL_FAILURES = 1, LOCKOUT_COL_LOCKOUTS = 2, LOCKOUT_COL_WINDOW = 4,

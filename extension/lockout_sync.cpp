@@ -33,6 +33,7 @@ struct PendingOp {
     LockoutApply what;
     LockoutState state;
     uint32 columns;
+    uint64 seen_version;
 };
 
 PendingOp* first;
@@ -57,7 +58,7 @@ void xact_callback(XactEvent event, void*)
     case XACT_EVENT_PARALLEL_COMMIT: {
         TimestampTz now = GetCurrentTimestamp();
         for (PendingOp* op = first; op != nullptr; op = op->next)
-            lockout_apply(&op->key, op->what, &op->state, op->columns, now);
+            lockout_apply(&op->key, op->what, &op->state, op->columns, op->seen_version, now);
         forget();
         break;
     }
@@ -155,7 +156,7 @@ constexpr uint32 ALL_COLUMNS = LOCKOUT_COL_FAILURES | LOCKOUT_COL_LOCKOUTS | LOC
 }  // namespace
 
 void lockout_defer(const LockoutKey* key, LockoutApply what, const LockoutState* state,
-                   uint32 columns)
+                   uint32 columns, uint64 seen_version)
 {
     if (!callbacks_registered) {
         RegisterXactCallback(xact_callback, nullptr);
@@ -169,6 +170,7 @@ void lockout_defer(const LockoutKey* key, LockoutApply what, const LockoutState*
     if (state != nullptr)
         op->state = *state;
     op->columns = columns;
+    op->seen_version = seen_version;
     if (last == nullptr)
         first = op;
     else

@@ -7,4 +7,4 @@
 // Applies what to key when the current transaction commits (nothing if it aborts, or
 // if the subtransaction that asked rolls back).
 void lockout_defer(const LockoutKey* key, LockoutApply what, const LockoutState* state,
-                   uint32 columns);
+                   uint32 columns, uint64 seen_version = 0);
