@@ -127,9 +127,10 @@ SELECT * FROM warden.rollback_migration();
 
 -- 8. begin_migration's session lock and state follow its transaction. Aborted: no lock,
 -- no state, no row, and other migrations run.
-CREATE VIEW migration_locks AS
+CREATE VIEW migration_locks AS  -- this session's; the migration lock's key is "wardenLG"
 SELECT count(*) AS migration_locks FROM pg_locks
-WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+  AND (classid::bigint << 32 | objid::bigint) = x'77617264656e4c47'::bigint;
 DO $$
 BEGIN
     PERFORM warden.begin_migration('10', 'aborted', E'-- warden:no-transaction\nSELECT 1;\n');
