@@ -88,7 +88,11 @@ static void ledger_xact_callback(XactEvent event, void* arg)
             ereport(ERROR,
                     (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                      errmsg("cannot PREPARE a transaction that finished or failed a "
-                            "non-transactional migration")));
+                            "non-transactional migration"),
+                     errdetail("The session's migration lock would have to follow COMMIT "
+                               "PREPARED, which may come from another session."),
+                     errhint("Call warden.finish_migration or warden.fail_migration in a "
+                             "transaction that commits directly.")));
         break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:

@@ -153,6 +153,12 @@ SELECT warden.fail_migration('14', 'not really');
 ROLLBACK TO SAVEPOINT before_finish;
 COMMIT;
 SELECT * FROM migration_locks;
+-- Nor can a finish be prepared for a later COMMIT PREPARED, which the lock could not follow.
+BEGIN;
+SELECT warden.finish_migration('14');
+PREPARE TRANSACTION 'finish_14';
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM migration_locks;
 SELECT version, state FROM warden.migration_status WHERE version = '14';
 SELECT warden.finish_migration('14');
 SELECT * FROM migration_locks;
