@@ -255,8 +255,10 @@ static Oid ledger_owner(void)
     return owner;
 }
 
-static int pinned_query(const char* sql, int nargs, const char* const* args, bool read_only,
-                        long count)
+// Executes sql through a plan prepared once per backend and kept (ledger_query pins the
+// path around this).
+static int run_kept_plan(const char* sql, int nargs, const char* const* args, bool read_only,
+                         long count)
 {
     static struct {
         const char* sql;
@@ -302,7 +304,7 @@ int ledger_query(const char* sql, int nargs, const char* const* args, bool read_
     int nest_level = NewGUCNestLevel();
     (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
                              GUC_ACTION_SAVE, true, 0, false);
-    int rc = pinned_query(sql, nargs, args, read_only, count);
+    int rc = run_kept_plan(sql, nargs, args, read_only, count);
     AtEOXact_GUC(false, nest_level);
     return rc;
 }
