@@ -1,6 +1,7 @@
 # warden migrate end to end: the auth-service sample applies and rolls back cleanly, bad
 # input is refused with nothing applied, a killed non-transactional migration is
-# repaired, and a held migration lock times out naming its holder.
+# repaired, a held migration lock times out naming its holder, and a down script runs as
+# the role that applied its migration.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
