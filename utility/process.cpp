@@ -153,8 +153,6 @@ void run_checked(const std::vector<std::string>& argv, const std::map<std::strin
     RunningProcess(argv, env, stdout_path, inherit_fds).wait_checked();
 }
 
-namespace {
-// conninfo quoting: single quotes, backslash before ' and \.
 std::string conninfo_quote(const std::string& v)
 {
     std::string out = "'";
@@ -166,6 +164,7 @@ std::string conninfo_quote(const std::string& v)
     return out + "'";
 }
 
+namespace {
 using ConninfoOptions = std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)>;
 }  // namespace
 

@@ -50,6 +50,9 @@ void run_checked(const std::vector<std::string>& argv, const std::map<std::strin
 // $WARDEN_PG_BINDIR/name, else the first `name` on PATH, else PostgreSQL 15's bindir.
 std::string find_pg_program(const std::string& name);
 
+// A value for a conninfo string: single-quoted, backslash before ' and \.
+std::string conninfo_quote(const std::string& value);
+
 // A conninfo string rebuilt from conninfo (or $DATABASE_URL when empty) with some
 // keywords replaced, for pg_warden's own connections (it keeps any password). The third
 // argument is accepted for callers written when it returned the password; pass nullptr.
