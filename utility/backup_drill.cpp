@@ -199,9 +199,11 @@ DrillReport drill_physical(const std::string& root, const std::string& backup_pa
         r.restore_seconds = seconds_since(t0);
 
         double t1 = monotonic_seconds();
-        // The bootstrap superuser owns everything amcheck needs to read.
-        Connection probe("host=" + conninfo_quote(scratch) + " port=" + kDrillPort + " dbname=postgres", false,
-                         "warden drill");
+        // The bootstrap superuser owns everything amcheck needs to read. Its name is, as
+        // initdb made it, the server's account: warden's own, or the one it switched to.
+        Connection probe("host=" + conninfo_quote(scratch) + " port=" + kDrillPort + " dbname=postgres" +
+                             (as ? " user=" + conninfo_quote(as->name) : std::string()),
+                         false, "warden drill");
         auto su = probe.exec("SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10");
         std::string superuser = PQgetvalue(su.get(), 0, 0);
         run_checked({"pg_amcheck", "-h", scratch, "-p", kDrillPort, "-U", superuser, "--all", "--heapallindexed",
