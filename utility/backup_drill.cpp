@@ -31,43 +31,44 @@ namespace {
 constexpr const char* kDrillPort = "54329";
 constexpr int kStartTimeoutSeconds = 300;
 
+// The server's socket goes in the scratch folder: libpq reads host as a list split at
+// commas, and a socket path has a length limit. Checked before anything is created.
+void check_socket_dir(const std::string& path)
+{
+    const std::size_t room = sizeof(sockaddr_un{}.sun_path) - std::strlen("/.s.PGSQL.") - std::strlen(kDrillPort) - 1;
+    if (path.find(',') != std::string::npos || path.size() > room)
+        throw Error(sqlstate::invalid_parameter_value,
+                    "scratch directory \"" + path + "\" cannot hold the server's socket (a comma, or longer than " +
+                        std::to_string(room) + " bytes)",
+                    {}, "Give --scratch a shorter path without commas.");
+}
+
 // A scratch folder only warden can enter (0700, owned by the effective user): while the
 // backup is restored into it nobody else can plant anything there.
 std::string make_scratch(const std::string& requested)
 {
-    std::string path;
-    if (!requested.empty()) {
-        path = fs::absolute(requested).lexically_normal().string();
-        while (path.size() > 1 && path.back() == '/')
-            path.pop_back();
-        std::error_code ec;
-        fs::create_directories(fs::path(path).parent_path(), ec);
-        if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-            throw Error("58030", "could not create the scratch directory \"" + path + "\": " + std::strerror(errno));
-        struct stat st;
-        if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
-            !fs::is_empty(path))
-            throw Error(sqlstate::object_not_in_prerequisite_state,
-                        "scratch directory \"" + path + "\" must be new, or an empty directory of this user");
-        if (::chmod(path.c_str(), 0700) != 0)
-            throw Error("58030", "could not chmod \"" + path + "\": " + std::strerror(errno));
-    } else {
+    if (requested.empty()) {
         const char* tmp = std::getenv("TMPDIR");
         std::string tmpl = fs::absolute(tmp && *tmp ? tmp : "/tmp").string() + "/warden-drill.XXXXXX";
+        check_socket_dir(tmpl);
         if (!::mkdtemp(tmpl.data()))
             throw Error("58030", "could not create a scratch directory in " + tmpl);
-        path = tmpl;
+        return tmpl;
     }
-    // The server's socket goes in the scratch folder: libpq reads host as a list split at
-    // commas, and a socket path has a length limit.
-    if (path.find(',') != std::string::npos || path.size() + std::strlen("/.s.PGSQL.") + std::strlen(kDrillPort) >=
-                                                   sizeof(sockaddr_un{}.sun_path)) {
-        ::rmdir(path.c_str());
-        throw Error(sqlstate::invalid_parameter_value,
-                    "scratch directory \"" + path + "\" cannot hold the server's socket (a comma, or longer than " +
-                        std::to_string(sizeof(sockaddr_un{}.sun_path) - 16) + " bytes)",
-                    {}, "Give --scratch a shorter path without commas.");
-    }
+    std::string path = fs::absolute(requested).lexically_normal().string();
+    while (path.size() > 1 && path.back() == '/')
+        path.pop_back();
+    check_socket_dir(path);
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+        throw Error("58030", "could not create the scratch directory \"" + path + "\": " + std::strerror(errno));
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || !fs::is_empty(path))
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    "scratch directory \"" + path + "\" must be new, or an empty directory of this user");
+    if (::chmod(path.c_str(), 0700) != 0)
+        throw Error("58030", "could not chmod \"" + path + "\": " + std::strerror(errno));
     return path;
 }
 
