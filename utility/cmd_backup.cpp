@@ -33,7 +33,7 @@ struct CreateArgs {
 
 struct IdArgs {
     ConnectionOptions conn;
-    std::string dir, id, scratch;
+    std::string dir, id, scratch, os_user;
     bool json = false, quiet = false;
 };
 
@@ -188,6 +188,7 @@ int run_drill(const IdArgs& a)
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
+    opts.os_user = a.os_user;
     opts.quiet = a.quiet || a.json;
     DrillReport r = drill_backup(a.dir, b, opts);
     if (a.json)
@@ -362,6 +363,9 @@ void add_backup_commands(CLI::App& app)
     d->add_option("id", drill.id, "backup ID")->required();
     add_connection_option(d, drill.conn);
     d->add_option("--scratch", drill.scratch, "where the scratch cluster goes (default: a temporary folder)");
+    d->add_option("--os-user", drill.os_user,
+                  "run as root: the account the scratch server runs as (default: the owner of --dir, else "
+                  "postgres)");
     d->add_flag("--json", drill.json, "print JSON");
     d->add_flag("--quiet", drill.quiet, "no progress");
     on_run(d, [] { return run_drill(drill); });
