@@ -18,6 +18,8 @@ namespace warden::dashboard {
 
 void write_html_report(Connection& conn, const std::string& path)
 {
+    // Relation names with their schema, as the dashboard shows them.
+    conn.exec("SET search_path = pg_catalog, pg_temp");
     std::string html = render_page(page_data(conn, "report", "24h"), true, load_chartjs());
 
     auto slash = path.rfind('/');

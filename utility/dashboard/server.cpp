@@ -20,9 +20,11 @@ namespace warden::dashboard {
 namespace {
 
 // Read-only by the session's defaults as well as by the role's rights, and bounded in time.
+// With only pg_catalog on the path, every relation name shown carries its schema.
 void prepare_session(Connection& conn)
 {
     conn.exec("SET default_transaction_read_only = on");
+    conn.exec("SET search_path = pg_catalog, pg_temp");
     conn.exec("SET statement_timeout = '30s'");
 }
 
@@ -157,6 +159,8 @@ int serve(const ServerOptions& opts)
         svr = std::make_unique<httplib::Server>();
     }
     set_security_headers(*svr);
+    // A stop waits for open keep-alive connections: keep them short.
+    svr->set_keep_alive_timeout(1);
 
     auto auth = opts.auth;
     svr->set_pre_routing_handler([auth](const httplib::Request& req, httplib::Response& res) {
