@@ -184,6 +184,36 @@ unlike($srv_err, qr/s3cret|Authorization/i, 'the request log carries no credenti
 $server->signal('TERM');
 ok($server->finish, 'SIGTERM stops the dashboard cleanly, exit 0') or diag($server->full_result(0));
 
+# --- Any other address needs auth and TLS. Here 0.0.0.0 with both, reached over HTTPS.
+my ($cert, $key) = ("$tmp/cert.pem", "$tmp/key.pem");
+my ($ossl_out, $ossl_err) = ('', '');
+IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', $key,
+		'-out', $cert, '-days', '1', '-subj', '/CN=localhost' ], '>', \$ossl_out, '2>', \$ossl_err)
+  or die "openssl: $ossl_err";
+($code, $out, $err) = warden_run('dashboard', '--listen', "0.0.0.0:$port", '--auth-file', $auth_file, '-d', $conninfo);
+is($code, 2, 'auth without TLS off loopback is refused');
+($code, $out, $err) = warden_run('dashboard', '--listen', "127.0.0.1:$port", '--tls-cert', $cert,
+	'--tls-key', "$tmp/missing.pem", '-d', $conninfo);
+is($code, 1, 'a missing TLS key: exit 1');
+like($err, qr/^warden: dashboard: cannot use --tls-cert .* with --tls-key .*missing\.pem/, '... saying why');
+($srv_out, $srv_err) = ('', '');
+$server = IPC::Run::start(
+	[ $warden, 'dashboard', '--listen', "0.0.0.0:$port", '--auth-file', $auth_file,
+	  '--tls-cert', $cert, '--tls-key', $key, '-d', $conninfo ],
+	'>', \$srv_out, '2>', \$srv_err);
+$deadline = time + 60;
+$server->pump_nb while $srv_out !~ /serving/ && time < $deadline && $server->pumpable;
+like($srv_out, qr/on https:\/\/0\.0\.0\.0:$port\/ \(basic auth\)/, 'off loopback with auth and TLS: serves HTTPS')
+  or diag($srv_err);
+my $https = HTTP::Tiny->new(timeout => 60, verify_SSL => 0);
+is($https->get("https://127.0.0.1:$port/")->{status}, 401, 'HTTPS without credentials: 401');
+is($https->get("https://127.0.0.1:$port/security", { headers => { Authorization => $good } })->{status},
+	200, 'HTTPS with credentials: 200');
+isnt($http->get("http://127.0.0.1:$port/", { headers => { Authorization => $good } })->{status},
+	200, 'no plain HTTP on the TLS port');
+$server->signal('TERM');
+ok($server->finish, 'the TLS dashboard stops cleanly');
+
 # --- Every page in Chromium (no auth: Chromium cannot be given basic credentials headless).
 ($srv_out, $srv_err) = ('', '');
 $server = IPC::Run::start([ $warden, 'dashboard', '--listen', "127.0.0.1:$port", '-d', $conninfo ],

@@ -97,19 +97,19 @@ const std::map<std::string, std::string>& range_intervals()
 }
 
 // Rows of a query as a JSON array of objects, built by the server (json_agg).
-nlohmann::json rows_of(Connection& conn, const std::string& sql,
+nlohmann::ordered_json rows_of(Connection& conn, const std::string& sql,
                        const std::vector<std::string>& params)
 {
     std::string wrapped = "SELECT coalesce(pg_catalog.json_agg(t), '[]')::text FROM (" + sql + ") t";
     auto res = params.empty() ? conn.exec(wrapped) : conn.exec_params(wrapped, params);
-    return nlohmann::json::parse(PQgetvalue(res.get(), 0, 0));
+    return nlohmann::ordered_json::parse(PQgetvalue(res.get(), 0, 0));
 }
 
 // A section's rows, or its error: one unreadable table leaves the rest of the page.
-nlohmann::json table_section(Connection& conn, const std::string& kind, const std::string& title,
+nlohmann::ordered_json table_section(Connection& conn, const std::string& kind, const std::string& title,
                              const std::string& sql, const std::vector<std::string>& params = {})
 {
-    nlohmann::json section = {{"kind", kind}, {"title", title}};
+    nlohmann::ordered_json section = {{"kind", kind}, {"title", title}};
     try {
         section["rows"] = rows_of(conn, sql, params);
     } catch (const Error& e) {
@@ -144,10 +144,10 @@ const std::vector<std::string>& chart_ranges()
 
 bool valid_range(const std::string& range) { return range_intervals().count(range) > 0; }
 
-nlohmann::json page_data(Connection& conn, const std::string& page, const std::string& range)
+nlohmann::ordered_json page_data(Connection& conn, const std::string& page, const std::string& range)
 {
     const std::string r = valid_range(range) ? range : "24h";
-    nlohmann::json data = {{"page", page}, {"range", r}, {"ranges", chart_ranges()}};
+    nlohmann::ordered_json data = {{"page", page}, {"range", r}, {"ranges", chart_ranges()}};
     auto info = std::find_if(pages().begin(), pages().end(),
                              [&](const PageInfo& p) { return p.id == page; });
     if (info != pages().end()) {
@@ -160,17 +160,17 @@ nlohmann::json page_data(Connection& conn, const std::string& page, const std::s
 
     // The report gives every page its status line, and the checks shown on each.
     auto res = conn.exec("SELECT warden.report_with_custom_checks(warden.health_report())::text");
-    nlohmann::json report = nlohmann::json::parse(PQgetvalue(res.get(), 0, 0));
+    nlohmann::ordered_json report = nlohmann::ordered_json::parse(PQgetvalue(res.get(), 0, 0));
     for (const char* key : {"status", "summary", "database", "server_version", "generated_at",
                             "in_recovery"})
-        data[key] = report.value(key, nlohmann::json());
+        data[key] = report.value(key, nlohmann::ordered_json());
 
-    nlohmann::json sections = nlohmann::json::array();
-    const auto& all_checks = report.value("checks", nlohmann::json::array());
+    nlohmann::ordered_json sections = nlohmann::ordered_json::array();
+    const auto& all_checks = report.value("checks", nlohmann::ordered_json::array());
     if (page == "overview" || page == "report") {
         sections.push_back({{"kind", "checks"}, {"title", "Checks"}, {"rows", all_checks}});
     } else if (auto it = page_checks().find(page); it != page_checks().end()) {
-        nlohmann::json rows = nlohmann::json::array();
+        nlohmann::ordered_json rows = nlohmann::ordered_json::array();
         for (const auto& c : all_checks)
             if (std::find(it->second.begin(), it->second.end(), c.value("check", "")) != it->second.end())
                 rows.push_back(c);

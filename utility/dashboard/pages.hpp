@@ -30,6 +30,6 @@ bool valid_range(const std::string& range);
 // --html`): {"page", "title", "question", "database", "generated_at", "status", "range",
 // "sections": [{"kind": "checks" | "series" | "table", "title", "rows" | "error"}]}.
 // A section whose query fails carries the error instead of rows; a lost connection throws.
-nlohmann::json page_data(Connection& conn, const std::string& page, const std::string& range);
+nlohmann::ordered_json page_data(Connection& conn, const std::string& page, const std::string& range);
 
 }  // namespace warden::dashboard

@@ -31,9 +31,9 @@ std::string escape_html(const std::string& s)
 }
 
 // JSON inside <script>: '<', '>' and '&' only occur in strings, where \u escapes mean the same.
-std::string script_safe_json(const nlohmann::json& j)
+std::string script_safe_json(const nlohmann::ordered_json& j)
 {
-    std::string dumped = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string dumped = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     std::string out;
     out.reserve(dumped.size());
     for (char c : dumped) {
@@ -91,7 +91,7 @@ std::string load_chartjs(const std::string& path)
     return content;
 }
 
-std::string render_page(const nlohmann::json& data, bool self_contained, const std::string& chartjs)
+std::string render_page(const nlohmann::ordered_json& data, bool self_contained, const std::string& chartjs)
 {
     std::string title = data.value("title", "pg_warden");
     std::string html = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

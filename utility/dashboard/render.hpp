@@ -22,7 +22,7 @@ const std::string& dashboard_css();
 
 // self_contained: scripts and style inlined (a file to mail); otherwise they are loaded from
 // /static/ (the server, whose Content-Security-Policy allows no inline script).
-std::string render_page(const nlohmann::json& data, bool self_contained,
+std::string render_page(const nlohmann::ordered_json& data, bool self_contained,
                         const std::string& chartjs = {});
 
 }  // namespace warden::dashboard
