@@ -93,13 +93,20 @@ void require_arguments(FunctionCallInfo fcinfo)
 
 }  // namespace
 
-// warden._owner_execute(tbl, query, arg): the number of rows the statement processed.
+// warden._owner_execute(tbl, query, arg): runs a DELETE or UPDATE, returns the number of
+// rows it processed. A security-restricted operation may not queue deferred triggers
+// (they would fire at commit, as whoever commits): constraints are made immediate first,
+// so that a DEFERRABLE foreign key or constraint trigger on the table fires within the
+// statement, as the owner. That holds for the rest of the caller's transaction, which is
+// one batch when the expiry procedures call this.
 WARDEN_FUNCTION(warden_owner_execute)
 {
     require_arguments(fcinfo);
     OwnerContext saved;
     become_owner(PG_GETARG_OID(0), &saved);
     SPI_connect();
+    if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+        elog(ERROR, "pg_warden: SET CONSTRAINTS ALL IMMEDIATE failed");
     execute(PG_GETARG_TEXT_PP(1), PG_GETARG_DATUM(2), PG_ARGISNULL(2));
     int64 processed = (int64) SPI_processed;
     SPI_finish();
@@ -107,8 +114,9 @@ WARDEN_FUNCTION(warden_owner_execute)
     PG_RETURN_INT64(processed);
 }
 
-// warden._owner_count(tbl, query, arg, OUT n bigint, OUT oldest timestamptz): the first
-// row of a query that returns (bigint, timestamptz), as counts and backlogs do.
+// warden._owner_count(tbl, query, arg, OUT n bigint, OUT oldest timestamptz): the one row
+// of a query that returns (bigint, timestamptz), as counts and backlogs do (and the cast
+// that checks a status value at registration).
 WARDEN_FUNCTION(warden_owner_count)
 {
     require_arguments(fcinfo);

@@ -38,6 +38,16 @@ CREATE TABLE exp_app.sessions (id bigint PRIMARY KEY, expires_at timestamptz NOT
 CREATE INDEX ON exp_app.sessions (expires_at);
 CREATE TRIGGER sessions_delete BEFORE DELETE ON exp_app.sessions
     FOR EACH ROW EXECUTE FUNCTION exp_app.on_delete();
+-- A deferred trigger would fire at COMMIT, as whoever commits: the batch makes it fire
+-- within its statement, as the owner.
+CREATE FUNCTION exp_app.on_delete_deferred() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM exp_app.try_escalate('deferred trigger');
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER sessions_deferred AFTER DELETE ON exp_app.sessions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION exp_app.on_delete_deferred();
 CREATE TABLE exp_app.marked (id bigint PRIMARY KEY, expires_at timestamptz NOT NULL,
                              status exp_app.state NOT NULL DEFAULT 'active');
 CREATE INDEX ON exp_app.marked (expires_at);

@@ -5,10 +5,12 @@
 -- procedures that COMMIT between batches cannot pin search_path with SET, so every type,
 -- function and operator in them is schema-qualified.
 
--- One statement on a registered table as the table's owner (extension/table_owner_sql.cpp):
--- $1 is arg. Granted to nobody and refused to any caller but a superuser: only the
--- SECURITY DEFINER functions of pg_warden, which build the statement from the policy
--- (identifiers quoted with %I, literals with %L), call them.
+-- One statement on a registered table as the table's owner (extension/table_owner_sql.cpp),
+-- with $1 = arg: _owner_execute runs a batch's DELETE/UPDATE (constraints made immediate,
+-- so that deferrable ones fire as the owner too), _owner_count a count. Granted to nobody
+-- and refused to any caller but a superuser: only the SECURITY DEFINER functions of
+-- pg_warden, which build the statement from the policy (identifiers quoted with %I,
+-- literals with %L), call them.
 CREATE FUNCTION warden._owner_execute(tbl regclass, query text, arg timestamptz) RETURNS bigint
 AS 'MODULE_PATHNAME', 'warden_owner_execute'
 LANGUAGE C VOLATILE;
@@ -21,7 +23,7 @@ REVOKE ALL ON FUNCTION warden._owner_execute(regclass, text, timestamptz),
 
 -- Resolves and validates a registration; raises a clear error for each kind of mistake.
 -- Returns the key columns batches will use. Called by register_expiry only (its status
--- value cast runs through _owner_execute, which needs pg_warden's owner).
+-- value cast runs through _owner_count, which needs pg_warden's owner).
 CREATE OR REPLACE FUNCTION warden._expiry_validate(tbl regclass, expires_column name, mode text,
                                         status_column name, status_value text,
                                         batch_size integer, grace interval,
@@ -100,8 +102,9 @@ BEGIN
         BEGIN
             -- The status value must be valid input for the column's type (text, enum, a
             -- domain, ...). Cast as the table's owner: a domain's CHECK is the owner's code.
-            PERFORM warden._owner_execute(
-                tbl, format('SELECT %L::%s', status_value, format_type(col.atttypid, col.atttypmod)),
+            PERFORM warden._owner_count(
+                tbl, format('SELECT 1::pg_catalog.int8, NULL::pg_catalog.timestamptz WHERE %L::%s IS NOT NULL',
+                            status_value, format_type(col.atttypid, col.atttypmod)),
                 NULL);
         EXCEPTION WHEN data_exception OR invalid_text_representation THEN
             RAISE EXCEPTION 'status value "%" is not valid for column "%" of type %',
