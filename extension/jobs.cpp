@@ -22,17 +22,22 @@
 #include "bridge.h"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
 #include "tcop/pquery.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 }
@@ -104,6 +109,7 @@ struct JobStart {
     int64 budget_ms;
     Oid run_as;
     bool builtin;
+    Oid proc;
     char call_sql[2 * NAMEDATALEN * 2 + 32];
 };
 
@@ -115,8 +121,8 @@ static void begin_job(const char* name, bool only_if_due, JobStart* out)
 
     SPI_connect_ext(SPI_OPT_NONATOMIC);
     int nest_level = pin_search_path();
-    if (SPI_execute_with_args("SELECT s.run_id, s.call_sql, s.budget_ms, s.run_as::pg_catalog.oid, "
-                              "s.builtin FROM warden._job_start($1, $2) s",
+    if (SPI_execute_with_args("SELECT s.run_id, s.call_sql, s.budget_ms, s.run_as, s.builtin, "
+                              "s.proc FROM warden._job_start($1, $2) s",
                               2, types, values, NULL, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "warden._job_start failed");
     out->run = SPI_processed > 0;
@@ -129,6 +135,7 @@ static void begin_job(const char* name, bool only_if_due, JobStart* out)
         out->budget_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
         out->run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
         out->builtin = DatumGetBool(SPI_getbinval(tuple, desc, 5, &isnull));
+        out->proc = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
     }
     AtEOXact_GUC(true, nest_level);
     SPI_commit();
@@ -154,6 +161,25 @@ static void finish_job(int64 run_id, const char* status, const char* message,
     AtEOXact_GUC(true, nest_level);
     SPI_commit();
     SPI_finish();
+}
+
+// _job_start checked the procedure and committed; until the job's transaction locks it,
+// the owner of its schema could have dropped it and put another in its place under the
+// same name. Locked now (DROP waits), it must still be the one checked, owned by a role
+// with the rights of the role the job runs as.
+static void lock_job_procedure(const JobStart* start)
+{
+    LockDatabaseObject(ProcedureRelationId, start->proc, 0, AccessShareLock);
+    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(start->proc));
+    if (!HeapTupleIsValid(tuple))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+                        errmsg("the job's procedure was dropped as the job started")));
+    Oid owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+    ReleaseSysCache(tuple);
+    if (!has_privs_of_role(owner, start->run_as))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("the job's procedure changed hands as the job started"),
+                        errdetail("Its owner lacks the rights of the role the job runs as.")));
 }
 
 static void run_one_job(const char* name, bool only_if_due, MemoryContext context)
@@ -187,6 +213,7 @@ static void run_one_job(const char* name, bool only_if_due, MemoryContext contex
         SPIExecuteOptions options;
         memset(&options, 0, sizeof options);
         options.allow_nonatomic = true;
+        lock_job_procedure(&start);
         SPI_connect_ext(SPI_OPT_NONATOMIC);
         EnsurePortalSnapshotExists();
         if (SPI_execute_extended(start.call_sql, &options) < 0)

@@ -103,7 +103,8 @@ $$;
 
 -- First half of a run, committed before the job starts (replaces 1.1's _job_begin):
 -- takes the job's advisory lock, resolves its procedure, records a 'running' row, and
--- says as whom the job runs. Returns no row when the job is skipped (already running
+-- says as whom the job runs and which procedure (by OID: the runner locks it and checks its
+-- owner again before the CALL, which names it). Returns no row when the job is skipped (already running
 -- elsewhere, procedure missing, owner gone or unable to log in); that is recorded too.
 -- only_if_due (run_maintenance): a job that another driver ran, removed or disabled since
 -- the list of due jobs was read is left alone, so a period's run never happens twice; so
@@ -113,14 +114,13 @@ $$;
 -- and superusers.
 CREATE FUNCTION warden._job_start(job_name text, only_if_due boolean,
                                   OUT run_id bigint, OUT call_sql text, OUT budget_ms bigint,
-                                  OUT run_as oid, OUT builtin boolean)
+                                  OUT run_as oid, OUT builtin boolean, OUT proc oid)
 RETURNS SETOF record
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j warden.jobs;
-    proc regproc;
     drv text := warden._job_driver();
     holder int;
     problem text;
@@ -169,7 +169,7 @@ BEGIN
                    THEN (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'pg_warden')
                    ELSE j.owner END;
     builtin := j.builtin;
-    proc := warden._job_procedure(j.procedure);
+    proc := warden._job_procedure(j.procedure)::oid;
     IF proc IS NULL OR NOT EXISTS (
            SELECT FROM pg_proc p
             WHERE p.oid = proc AND p.prokind = 'p' AND p.pronargs = p.pronargdefaults) THEN
