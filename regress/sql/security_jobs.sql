@@ -204,6 +204,25 @@ SELECT warden.schedule_job('group_job', 'public.super_task', '1 hour');
 RESET ROLE;
 
 DROP EXTENSION pg_warden;
+
+-- 6. Upgrading from 1.1, where only superusers added jobs and every job ran as a
+-- superuser: a job gets the owner of its procedure (who could already change what it
+-- does), or pg_warden's owner when the procedure does not exist; built-in jobs get
+-- pg_warden's owner. Every row is kept.
+CREATE EXTENSION pg_warden VERSION '1.1';
+INSERT INTO warden.jobs (name, procedure, schedule, enabled) VALUES
+    ('alice_nightly', 'alice_app.nightly', '1 hour', false),
+    ('super_task', 'public.super_task', '1 hour', false),
+    ('not_there', 'public.not_there', '1 hour', false);
+ALTER EXTENSION pg_warden UPDATE;
+SELECT name, builtin,
+       CASE WHEN owner = :'superuser_name'::regrole THEN 'pg_warden''s owner' ELSE owner::text END AS owner
+FROM warden.jobs ORDER BY builtin, name;
+CALL warden.run_job('alice_nightly');
+SELECT job, run_as, super, count(*) FROM public.job_witness WHERE job = 'alice_nightly'
+GROUP BY 1, 2, 3;
+DROP EXTENSION pg_warden;
+
 DROP TABLE public.job_witness, public.sec_sessions;
 DROP PROCEDURE public.super_task();
 DROP OWNED BY regress_jobs_alice, regress_jobs_mallory, regress_jobs_dbo;
