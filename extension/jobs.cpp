@@ -13,7 +13,7 @@
 // Who runs what. The bookkeeping runs as the caller, with search_path pinned in a GUC
 // nest level around each statement (which also names every object with its schema). The
 // job runs as the role that owns it (warden._job_start decides who that is and whether
-// the caller may run it), under SECURITY_RESTRICTED_OPERATION, so that it leaves nothing
+// the caller may run it), session_user included, under SECURITY_RESTRICTED_OPERATION, so that it leaves nothing
 // behind in this session (temporary tables, SET ROLE) for the next job or the caller to
 // trip over. A built-in job runs as pg_warden's owner with search_path pinned for the
 // whole job; other jobs keep the caller's search_path, which is put back after each job
@@ -182,6 +182,34 @@ static void lock_job_procedure(const JobStart* start)
                         errdetail("Its owner lacks the rights of the role the job runs as.")));
 }
 
+struct CallerIdentity {
+    Oid session_user;
+    Oid outer_user;
+    Oid user;
+    int security;
+};
+
+// The job runs as if its owner had logged in, as pg_cron's jobs do: session_user too is
+// the owner, so that code relying on session_user (a SECURITY DEFINER function checking
+// who called it) sees the owner and not the driver, which may be a superuser.
+static void become_job_owner(Oid owner, CallerIdentity* caller)
+{
+    caller->session_user = GetSessionUserId();
+    caller->outer_user = GetOuterUserId();
+    GetUserIdAndSecContext(&caller->user, &caller->security);
+    SetSessionAuthorization(owner, superuser_arg(owner));
+    SetUserIdAndSecContext(owner, caller->security | SECURITY_LOCAL_USERID_CHANGE |
+                                      SECURITY_RESTRICTED_OPERATION);
+}
+
+static void become_caller_again(const CallerIdentity* caller)
+{
+    SetSessionAuthorization(caller->session_user, superuser_arg(caller->session_user));
+    if (caller->outer_user != caller->session_user)
+        SetCurrentRoleId(caller->outer_user, superuser_arg(caller->outer_user));
+    SetUserIdAndSecContext(caller->user, caller->security);
+}
+
 static void run_one_job(const char* name, bool only_if_due, MemoryContext context)
 {
     JobStart start;
@@ -202,11 +230,8 @@ static void run_one_job(const char* name, bool only_if_due, MemoryContext contex
     rows_reported = false;
     if (start.builtin)
         set_session_search_path(pinned_search_path);
-    Oid caller;
-    int caller_security;
-    GetUserIdAndSecContext(&caller, &caller_security);
-    SetUserIdAndSecContext(start.run_as, caller_security | SECURITY_LOCAL_USERID_CHANGE |
-                                             SECURITY_RESTRICTED_OPERATION);
+    CallerIdentity caller;
+    become_job_owner(start.run_as, &caller);
     ErrorData* volatile error = NULL;
     PG_TRY();
     {
@@ -235,7 +260,7 @@ static void run_one_job(const char* name, bool only_if_due, MemoryContext contex
     PG_END_TRY();
     // The abort only goes back to the user of the job's last transaction, which is the
     // job's owner once the job has committed.
-    SetUserIdAndSecContext(caller, caller_security);
+    become_caller_again(&caller);
     set_session_search_path(caller_search_path);
     disable_timeout(STATEMENT_TIMEOUT, false);
     // A budget that ran out just as the job returned must not cancel the bookkeeping.

@@ -15,7 +15,8 @@ GRANT warden_admin TO regress_jobs_alice, regress_jobs_mallory;
 CREATE SCHEMA alice_app AUTHORIZATION regress_jobs_alice;
 CREATE SCHEMA mallory AUTHORIZATION regress_jobs_mallory;
 -- Who ran each job procedure, and with which rights.
-CREATE TABLE public.job_witness (job text, run_as name, super boolean);
+CREATE TABLE public.job_witness (job text, run_as name, super boolean,
+                                 session_as name DEFAULT session_user);
 GRANT INSERT ON public.job_witness TO PUBLIC;
 CREATE FUNCTION pg_temp.roles() RETURNS TABLE (rolname name, rolsuper boolean)
 LANGUAGE sql AS $$ SELECT rolname, rolsuper FROM pg_roles WHERE rolname LIKE 'regress_jobs%' ORDER BY 1 $$;
@@ -32,23 +33,30 @@ END $$;
 SELECT name, owner FROM warden.schedule_job('alice_nightly', 'alice_app.nightly', '1 hour');
 UPDATE warden.jobs SET enabled = false WHERE name = 'alice_nightly';
 CALL warden.run_job('alice_nightly');
+-- The driver's identity comes back after the job: still SET ROLE to her here, and the
+-- superuser's session below.
+SELECT current_user, session_user = :'superuser_name' AS superuser_session;
 RESET ROLE;
 CALL warden.run_job('alice_nightly');
-SELECT job, run_as, super, count(*) FROM public.job_witness GROUP BY 1, 2, 3;
+SELECT current_user = :'superuser_name' AS superuser_again, session_user = :'superuser_name' AS superuser_session;
+SELECT job, run_as, super, session_as, count(*) FROM public.job_witness GROUP BY 1, 2, 3, 4;
 SELECT status, driver FROM warden.job_runs WHERE job = 'alice_nightly' ORDER BY id;
--- Another warden_admin member may neither run her job nor change what it calls; a driver
--- that is not allowed to run it leaves it due for the worker.
+-- Another warden_admin member may neither run her job nor change what it calls; her
+-- run_maintenance() leaves it due for the worker (_job_start gives her nothing to run:
+-- shown in a transaction rolled back, so that this database's worker never sees the job
+-- due).
 SET ROLE regress_jobs_mallory;
 CALL warden.run_job('alice_nightly');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE warden.jobs SET procedure = 'mallory.anything' WHERE name = 'alice_nightly';
 \echo :LAST_ERROR_SQLSTATE
+BEGIN;
 UPDATE warden.jobs SET enabled = true, next_run_at = now() - interval '1 second'
 WHERE name = 'alice_nightly';
-CALL warden.run_maintenance();
+SELECT count(*) AS runs_for_mallory FROM warden._job_start('alice_nightly', true);
+ROLLBACK;
 SELECT count(*) AS runs_still_two FROM warden.job_runs WHERE job = 'alice_nightly';
 RESET ROLE;
-UPDATE warden.jobs SET enabled = false WHERE name = 'alice_nightly';
 
 -- 2. A warden_admin member with a private "=" in front of pg_catalog. The 1.1 guard
 -- compared with = and IS DISTINCT FROM through the caller's search_path: this operator
@@ -101,6 +109,23 @@ SELECT status, sqlstate FROM warden.job_runs WHERE job = 'mallory_own';
 SELECT job, run_as = :'superuser_name' AS ran_as_superuser, super FROM public.job_witness
 WHERE job = 'super_task';
 SELECT * FROM pg_temp.roles();
+
+-- Code that relies on session_user sees the job's owner, not the driver (here a
+-- superuser's session): her job cannot register somebody else's table for expiry
+-- (register_expiry checks that session_user may DELETE its rows), which would have the
+-- expiry job delete them as their owner.
+CREATE TABLE public.victim (id int PRIMARY KEY, expires_at timestamptz NOT NULL);
+SET ROLE regress_jobs_mallory;
+CREATE PROCEDURE mallory.register_victim() LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM warden.register_expiry('public.victim', 'expires_at');
+END $$;
+SELECT name FROM warden.schedule_job('mallory_register', 'mallory.register_victim', '1 hour');
+UPDATE warden.jobs SET enabled = false WHERE name = 'mallory_register';
+RESET ROLE;
+CALL warden.run_job('mallory_register');
+SELECT count(*) AS victim_registered FROM warden.expiry_policies WHERE tbl = 'public.victim'::regclass;
+DROP TABLE public.victim;
 
 -- 3. Whoever owns a job's procedure could change what the job does. A superuser's job on
 -- a procedure in mallory's schema: she drops it and puts her own in its place. The job is
@@ -165,17 +190,20 @@ CREATE TABLE public.sec_sessions (id int PRIMARY KEY, expires_at timestamptz NOT
 INSERT INTO public.sec_sessions SELECT g, now() - interval '1 hour' FROM generate_series(1, 3) g;
 SELECT tbl FROM warden.register_expiry('public.sec_sessions', 'expires_at');
 SHOW search_path;
--- The built-in jobs, as the worker and pg_cron run them: run_job, run_maintenance, and
+-- The built-in jobs, as the worker and pg_cron run them (run_maintenance with nothing
+-- due, so that this database's worker takes no part, then each through run_job), and
 -- the procedures called directly.
+CALL warden.run_maintenance();
 CALL warden.run_job('expire_rows');
 CALL warden.run_job('prune_job_runs');
-UPDATE warden.jobs SET next_run_at = now() - interval '1 second' WHERE builtin;
-CALL warden.run_maintenance();
+CALL warden.run_job('cleanup_login_attempts');
+CALL warden.run_job('health_snapshot');
+CALL warden.run_job('audit_maintenance');
 CALL warden.expire_rows();
 CALL warden.prune_job_runs();
 SELECT count(*) AS trap_runs FROM public.dbo_witness;
 SELECT * FROM pg_temp.roles();
-SELECT job, status FROM warden.job_runs
+SELECT job, status, driver FROM warden.job_runs
 WHERE job IN ('expire_rows', 'prune_job_runs', 'cleanup_login_attempts', 'health_snapshot',
               'audit_maintenance')
 ORDER BY id;
@@ -219,8 +247,8 @@ SELECT name, builtin,
        CASE WHEN owner = :'superuser_name'::regrole THEN 'pg_warden''s owner' ELSE owner::text END AS owner
 FROM warden.jobs ORDER BY builtin, name;
 CALL warden.run_job('alice_nightly');
-SELECT job, run_as, super, count(*) FROM public.job_witness WHERE job = 'alice_nightly'
-GROUP BY 1, 2, 3;
+SELECT job, run_as, super, session_as, count(*) FROM public.job_witness WHERE job = 'alice_nightly'
+GROUP BY 1, 2, 3, 4;
 DROP EXTENSION pg_warden;
 
 DROP TABLE public.job_witness, public.sec_sessions;
