@@ -183,6 +183,7 @@ static void lock_job_procedure(const JobStart* start)
 }
 
 struct CallerIdentity {
+    bool session_switched;
     Oid session_user;
     Oid outer_user;
     Oid user;
@@ -191,22 +192,32 @@ struct CallerIdentity {
 
 // The job runs as if its owner had logged in, as pg_cron's jobs do: session_user too is
 // the owner, so that code relying on session_user (a SECURITY DEFINER function checking
-// who called it) sees the owner and not the driver, which may be a superuser.
+// who called it) sees the owner and not the driver, which may be a superuser. Only a
+// session that logged in as a superuser (the worker, a superuser's pg_cron job or psql)
+// may change its session user; in any other session the job's owner is the session's
+// own role or one it is a member of, or the job is a built-in one, and session_user
+// stays the role that logged in.
 static void become_job_owner(Oid owner, CallerIdentity* caller)
 {
+    caller->session_switched = false;
     caller->session_user = GetSessionUserId();
     caller->outer_user = GetOuterUserId();
     GetUserIdAndSecContext(&caller->user, &caller->security);
-    SetSessionAuthorization(owner, superuser_arg(owner));
+    if (owner != caller->session_user && superuser_arg(GetAuthenticatedUserId())) {
+        SetSessionAuthorization(owner, superuser_arg(owner));
+        caller->session_switched = true;
+    }
     SetUserIdAndSecContext(owner, caller->security | SECURITY_LOCAL_USERID_CHANGE |
                                       SECURITY_RESTRICTED_OPERATION);
 }
 
 static void become_caller_again(const CallerIdentity* caller)
 {
-    SetSessionAuthorization(caller->session_user, superuser_arg(caller->session_user));
-    if (caller->outer_user != caller->session_user)
-        SetCurrentRoleId(caller->outer_user, superuser_arg(caller->outer_user));
+    if (caller->session_switched) {
+        SetSessionAuthorization(caller->session_user, superuser_arg(caller->session_user));
+        if (caller->outer_user != caller->session_user)
+            SetCurrentRoleId(caller->outer_user, superuser_arg(caller->outer_user));
+    }
     SetUserIdAndSecContext(caller->user, caller->security);
 }
 

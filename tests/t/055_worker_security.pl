@@ -166,6 +166,25 @@ ok($node->poll_query_until('postgres',
 	    AND error_message LIKE '%belongs to role mallory, which could change what runs as%'"),
 	'a job whose procedure another role took over is skipped, with the reason');
 
+# Drivers that are no superuser: a warden_admin member logged in as herself runs her own
+# job (as her) and a built-in one (as pg_warden's owner), and may not run another's.
+$node->safe_psql('postgres', "UPDATE warden.jobs SET enabled = false WHERE name = 'mallory_cleanup'");
+my $alice_runs = $node->safe_psql('postgres', "SELECT count(*) FROM warden.job_runs WHERE job = 'alice_tick'");
+($rc, $out, $err) = $node->psql('postgres', q{
+	CALL warden.run_job('alice_tick');
+	CALL warden.run_job('prune_job_runs');
+	SELECT current_user, session_user;
+}, extra_params => ['-U', 'alice']);
+is($rc, 0, 'a member logged in as herself runs her job and a built-in one') or diag($err);
+is($out, 'alice|alice', 'and is herself again afterwards');
+is($node->safe_psql('postgres',
+	"SELECT string_agg(status, ',' ORDER BY id) FROM warden.job_runs
+	  WHERE (job = 'alice_tick' OR job = 'prune_job_runs') AND driver = 'psql'"),
+	'succeeded,succeeded', 'both runs succeeded');
+($rc, $out, $err) = $node->psql('postgres', "CALL warden.run_job('alice_tick')",
+	extra_params => ['-U', 'mallory']);
+like($err, qr/runs as role alice, which you may not act as/, "another member may not run her job");
+
 # A job whose owner lost LOGIN is skipped too.
 $node->safe_psql('postgres', 'ALTER ROLE alice NOLOGIN');
 ok($node->poll_query_until('postgres',
