@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backup_catalog.hpp"
+#include "catalog_files.hpp"
 #include "connection.hpp"
 
 namespace warden {
@@ -18,8 +19,8 @@ struct BackupFolder {
     std::string final_path() const { return root + "/" + id; }
 };
 
-// Creates ROOT if needed, picks a fresh ID and creates the partial folder (holding the
-// pid of this process, so prune can tell an abandoned one from a running one).
+// Creates ROOT if needed (0700), picks a fresh ID and creates the partial folder (0700,
+// holding the pid of this process, so prune can tell an abandoned one from a running one).
 BackupFolder start_backup_folder(const std::string& root);
 // Writes backup.json last, fsyncs, renames the folder into place and fsyncs ROOT.
 void publish_backup_folder(const BackupFolder& folder, const BackupInfo& info);

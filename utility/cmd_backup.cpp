@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "backup_catalog.hpp"
+#include "catalog_files.hpp"
 #include "backup_common.hpp"
 #include "backup_create.hpp"
 #include "backup_drill.hpp"

@@ -1,4 +1,4 @@
-#include "fs/safe_file.hpp"
+#include "safe_file.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -84,14 +84,31 @@ Dir Dir::open(const std::string& path)
     return Dir(Fd(fd), path);
 }
 
+Dir Dir::open_no_follow(const std::string& path)
+{
+    std::string p = path;
+    while (p.size() > 1 && p.back() == '/')
+        p.pop_back();
+    std::size_t slash = p.rfind('/');
+    if (slash == std::string::npos)
+        return open(".").open_subdir(p);
+    Dir parent = open(slash == 0 ? "/" : p.substr(0, slash));
+    Dir d = parent.open_subdir(p.substr(slash + 1));
+    d.path_ = path;
+    return d;
+}
+
 Dir Dir::open_subdir(const std::string& name) const
 {
     check_name(*this, name);
     int fd = ::openat(fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ELOOP)
-            refuse(path_of(name), "it is a symbolic link");
-        fail("open folder", path_of(name), errno);
+        int saved = errno;
+        struct stat st {};
+        if ((saved == ELOOP || saved == ENOTDIR) &&
+            ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            refuse(path_of(name), S_ISLNK(st.st_mode) ? "it is a symbolic link" : "not a folder");
+        fail("open folder", path_of(name), saved);
     }
     return Dir(Fd(fd), path_of(name));
 }
@@ -242,6 +259,18 @@ std::optional<Fd> open_untrusted_regular(const Dir& dir, const std::string& name
     return out;
 }
 
+std::optional<Fd> open_untrusted_below(const Dir& root, const std::string& relative_path,
+                                       std::optional<uid_t> expected_owner)
+{
+    std::size_t slash = relative_path.find('/');
+    if (slash == std::string::npos)
+        return open_untrusted_regular(root, relative_path, expected_owner);
+    std::string first = relative_path.substr(0, slash);
+    if (!stat_at(root, first))
+        return std::nullopt;
+    return open_untrusted_below(root.open_subdir(first), relative_path.substr(slash + 1), expected_owner);
+}
+
 std::string read_all(int fd, const std::string& what, std::size_t max_size)
 {
     struct stat st {};
@@ -277,15 +306,26 @@ std::optional<std::string> read_small_file(const Dir& dir, const std::string& na
     return read_all(fd->get(), dir.path_of(name), max_size);
 }
 
-Dir make_private_dir(const Dir& parent, const std::string& name, mode_t mode)
+std::optional<Dir> try_make_private_dir(const Dir& parent, const std::string& name, mode_t mode)
 {
     check_name(parent, name);
-    if (::mkdirat(parent.fd(), name.c_str(), mode) != 0)
+    if (::mkdirat(parent.fd(), name.c_str(), mode) != 0) {
+        if (errno == EEXIST)
+            return std::nullopt;
         fail("create folder", parent.path_of(name), errno);
+    }
     Dir d = parent.open_subdir(name);
     if (::fchmod(d.fd(), mode) != 0)
         fail("set the mode of", d.path(), errno);
     return d;
+}
+
+Dir make_private_dir(const Dir& parent, const std::string& name, mode_t mode)
+{
+    std::optional<Dir> d = try_make_private_dir(parent, name, mode);
+    if (!d)
+        fail("create folder", parent.path_of(name), EEXIST);
+    return std::move(*d);
 }
 
 Dir make_dirs(const std::string& path, mode_t mode)

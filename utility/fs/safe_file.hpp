@@ -69,6 +69,9 @@ public:
     // Opens a folder the user named on the command line. Symlinks in that path are
     // followed: choosing the path is the user's decision, not an attacker's.
     static Dir open(const std::string& path);
+    // Opens PATH following symlinks in its parent folders (the user's choice) but not at
+    // its last component: for a folder inside a catalog, named by a path.
+    static Dir open_no_follow(const std::string& path);
     // Opens NAME inside this folder; a symlink at NAME is refused (ELOOP/ENOTDIR).
     Dir open_subdir(const std::string& name) const;
 
@@ -137,6 +140,11 @@ void write_file_atomically(const Dir& dir, const std::string& name, std::string_
 std::optional<Fd> open_untrusted_regular(const Dir& dir, const std::string& name,
                                          std::optional<uid_t> expected_owner = std::nullopt);
 
+// The same for a relative path such as "dump/toc.dat" (a name from a manifest): every
+// component must be a plain name, and no component is followed if it is a symlink.
+std::optional<Fd> open_untrusted_below(const Dir& root, const std::string& relative_path,
+                                       std::optional<uid_t> expected_owner = std::nullopt);
+
 // The contents of a file opened as open_untrusted_regular does; refused when bigger
 // than max_size (checked on fstat before reading, and again while reading).
 // nullopt when nothing has that name.
@@ -149,6 +157,9 @@ std::string read_all(int fd, const std::string& what, std::size_t max_size);
 // Creates NAME in PARENT as a folder with exactly `mode` (fchmod after mkdirat), and
 // returns it open. Fails when NAME exists (EEXIST in the error's message).
 Dir make_private_dir(const Dir& parent, const std::string& name, mode_t mode = kPrivateDirMode);
+// The same, but nullopt when NAME already exists (for picking a fresh name).
+std::optional<Dir> try_make_private_dir(const Dir& parent, const std::string& name,
+                                        mode_t mode = kPrivateDirMode);
 // Creates PATH and any missing parents with `mode` (a folder the user named, such as a
 // backup catalog); folders already there are kept as they are. Returns it open.
 Dir make_dirs(const std::string& path, mode_t mode = kPrivateDirMode);
