@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "error.hpp"
+#include "json_text.hpp"
 
 using nlohmann::json;
 
@@ -82,7 +83,7 @@ std::string to_json_text(const BackupInfo& b)
         {"tablespaces", tbs},
         {"row_counts", b.row_counts},
     };
-    return doc.dump(2) + "\n";
+    return json_text(doc) + "\n";
 }
 
 BackupInfo backup_info_from_json(const std::string& text)

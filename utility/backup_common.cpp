@@ -104,6 +104,17 @@ void publish_backup_folder(const BackupFolder& f, const BackupInfo& info)
     fs::rename_in(catalog, kPartialPrefix + f.id, f.id);
 }
 
+void reserve_private_file(const BackupFolder& f, const std::string& name)
+{
+    fs::Fd fd = fs::create_exclusive(fs::Dir::open(f.partial), name);
+    fd.close(f.partial + "/" + name);
+}
+
+void reserve_private_dir(const BackupFolder& f, const std::string& name)
+{
+    fs::make_private_dir(fs::Dir::open(f.partial), name);
+}
+
 void discard_backup_folder(const BackupFolder& f) noexcept { remove_tree(f.partial); }
 
 bool partial_folder_abandoned(const std::string& path)

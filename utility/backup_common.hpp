@@ -24,6 +24,11 @@ struct BackupFolder {
 BackupFolder start_backup_folder(const std::string& root);
 // Writes backup.json last, fsyncs, renames the folder into place and fsyncs ROOT.
 void publish_backup_folder(const BackupFolder& folder, const BackupInfo& info);
+// An empty 0600 file / 0700 folder NAME in the partial folder, for a child process to
+// write into: pg_dump and pg_dumpall would create theirs with the umask's mode (0644),
+// and globals.sql may hold password verifiers.
+void reserve_private_file(const BackupFolder& folder, const std::string& name);
+void reserve_private_dir(const BackupFolder& folder, const std::string& name);
 // Removes a partial folder after a failure.
 void discard_backup_folder(const BackupFolder& folder) noexcept;
 // True when a .partial-* folder belongs to no running process.

@@ -130,6 +130,8 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     if (info.label.empty())
         info.label = "warden " + info.id;
     try {
+        reserve_private_dir(folder, "dump");
+        reserve_private_file(folder, "globals.sql");
         auto env = password_env(password);
         std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),
                                          "--snapshot", snapshot, "-Z", std::to_string(info.compression_level),
