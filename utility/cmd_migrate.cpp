@@ -214,8 +214,11 @@ void add_common(CLI::App* cmd, bool with_dir)
 {
     MigrateOptions& o = options();
     add_connection_option(cmd, o.conn);
-    if (with_dir)
+    if (with_dir) {
         cmd->add_option("--dir", o.dir, "folder of migration files (default: migrations)");
+        cmd->add_flag("--follow-symlinks", o.follow_symlinks,
+                      "read .sql files that are symbolic links to files outside --dir (refused by default)");
+    }
     cmd->add_option("--lock-timeout", o.lock_timeout,
                     "how long to wait for another migration (e.g. 500ms, 10s; default: "
                     "warden.migration_lock_timeout)");
