@@ -13,6 +13,7 @@
 # owned by another account are refused, and the files written there are given to it.
 use strict;
 use warnings;
+use Cwd ();
 use Digest::SHA;
 use Fcntl qw(S_ISLNK S_ISREG);
 use IPC::Run;
@@ -22,15 +23,22 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $warden = $ENV{WARDEN_BIN};
-my $tmp = PostgreSQL::Test::Utils::tempdir;
+# Absolute: the planted symlinks point at files by this path.
+my $tmp = Cwd::abs_path(PostgreSQL::Test::Utils::tempdir);
 
-# Runs the utility with the given umask; returns (ok, stdout, stderr).
+# Runs the utility with the given umask; returns (ok, stdout, stderr). A run that hangs
+# (a FIFO opened for reading) counts as failed after $timeout seconds.
+our $timeout = 180;
 sub warden
 {
 	my ($mask, @args) = @_;
 	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run([ $warden, @args ], '>', \$out, '2>', \$err,
-		init => sub { umask($mask) }, IPC::Run::timeout(120));
+	my $ok = eval {
+		IPC::Run::run([ $warden, @args ], '>', \$out, '2>', \$err,
+			init => sub { umask($mask) }, IPC::Run::timeout($timeout));
+	};
+	return (0, $out, "timed out\n") if $@ =~ /timeout/;
+	die $@ if $@;
 	return ($ok, $out, $err);
 }
 
@@ -68,6 +76,14 @@ if ($> == 0)
 	fake_datadir($data);
 	chown($uid, $gid, $data, "$data/PG_VERSION", "$data/postgresql.auto.conf");
 	mkdir("$tmp/archive");
+	# True when a file of the data directory (not the planted link itself) holds the
+	# root-only contents.
+	my $leaked = sub {
+		opendir(my $dh, $data) or die;
+		my @files = grep { my @st = lstat("$data/$_"); S_ISREG($st[2]) && $st[3] == 1 } readdir($dh);
+		closedir($dh);
+		return scalar grep { PostgreSQL::Test::Utils::slurp_file("$data/$_") =~ /root secret/ } @files;
+	};
 
 	my @cmd = ('wal', 'recovery-settings', '--dir', "$tmp/archive", '-D', $data, '--latest');
 	unlink("$data/postgresql.auto.conf");
@@ -75,7 +91,8 @@ if ($> == 0)
 	my ($ok, $out, $err) = warden(022, @cmd);
 	ok(!$ok, 'root: a symlinked postgresql.auto.conf is refused');
 	like($err, qr/postgresql\.auto\.conf.*symbolic link/, 'root: the reason names the link');
-	unlike($out . $err, qr/root secret/, 'root: the root-only file was not read');
+	unlike($out . $err, qr/root secret/, 'root: the root-only file was not shown');
+	ok(!$leaked->(), 'root: its contents were not copied into the data directory');
 	ok(!-e "$data/recovery.signal", 'root: nothing written');
 
 	unlink("$data/postgresql.auto.conf");
@@ -83,11 +100,18 @@ if ($> == 0)
 	($ok, $out, $err) = warden(022, @cmd);
 	ok(!$ok, 'root: a hard link to a root-owned file is refused');
 	like($err, qr/owned by uid 0, expected uid $uid/, 'root: the owner is named');
+	ok(!$leaked->(), 'root: the linked contents were not copied into the data directory');
 	is(PostgreSQL::Test::Utils::slurp_file($root_secret), "root secret\n", 'root: the root-only file is unchanged');
 
 	unlink("$data/postgresql.auto.conf");
 	write_file("$data/postgresql.auto.conf", "work_mem = '8MB'\n");
 	chown($uid, $gid, "$data/postgresql.auto.conf");
+	# The old writer used NAME.tmp.PID, then chowned by path: links at the next PIDs.
+	for my $pid ($$ + 1 .. $$ + 3000)
+	{
+		symlink($root_secret, "$data/postgresql.auto.conf.tmp.$pid");
+		symlink($root_secret, "$data/recovery.signal.tmp.$pid");
+	}
 	($ok, $out, $err) = warden(0, @cmd);
 	ok($ok, 'root: recovery settings written for the data directory owner') or diag($err);
 	for my $f ('postgresql.auto.conf', 'recovery.signal')
@@ -99,7 +123,10 @@ if ($> == 0)
 	}
 	like(PostgreSQL::Test::Utils::slurp_file("$data/postgresql.auto.conf"),
 		qr/work_mem = '8MB'\n.*restore_command = /s, 'root: earlier settings kept, restore_command added');
-	is(PostgreSQL::Test::Utils::slurp_file($root_secret), "root secret\n", 'root: the root-only file is still unchanged');
+	is(PostgreSQL::Test::Utils::slurp_file($root_secret), "root secret\n",
+		'root: the root-only file is still unchanged, no planted link written through');
+	my @st = stat($root_secret);
+	is("$st[4] " . mode_of($root_secret), '0 0600', 'root: the root-only file is still root\'s, 0600');
 	done_testing();
 	exit 0;
 }
@@ -132,7 +159,10 @@ write_file($victim, "SECRET-4711\n");
 
 	unlink("$data/postgresql.auto.conf");
 	system('mkfifo', "$data/postgresql.auto.conf") == 0 or die 'mkfifo';
-	($ok, $out, $err) = warden(022, @cmd);
+	{
+		local $timeout = 20;
+		($ok, $out, $err) = warden(022, @cmd);
+	}
 	ok(!$ok, 'recovery-settings: a FIFO in place of postgresql.auto.conf is refused without hanging');
 	like($err, qr/not a regular file/, 'recovery-settings: the FIFO reason is given');
 	unlink("$data/postgresql.auto.conf");
