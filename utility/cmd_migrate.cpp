@@ -7,14 +7,15 @@
 #include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <future>
 #include <ctime>
-#include <fstream>
 #include <map>
 
 #include "error.hpp"
+#include "fs/safe_file.hpp"
 #include "migrate_common.hpp"
 
 namespace warden::cli {
@@ -106,7 +107,8 @@ int run_create()
     const MigrateOptions& o = options();
     if (!valid_name(o.name))
         usage_error("the name may hold only letters, digits, _ and -");
-    mkdir(o.dir.c_str(), 0755);
+    // Migration files are the project's source, shared like any other: 0755/0644.
+    fs::Dir dir = fs::make_dirs(o.dir, 0755);
     auto files = load_files();
     std::string version;
     if (o.sequential) {
@@ -124,16 +126,28 @@ int run_create()
         if (compare_versions(f.version, version) == 0)
             throw Error(sqlstate::invalid_parameter_value,
                         fmt::format("version {} already exists in {}", version, o.dir));
-    std::string up = fmt::format("{}/{}_{}.up.sql", o.dir, version, o.name);
-    std::string down = fmt::format("{}/{}_{}.down.sql", o.dir, version, o.name);
-    for (const auto& [path, body] :
-         {std::pair{up, std::string("-- Migration ") + version + " " + o.name + ": up\n"},
-          std::pair{down, std::string("-- Migration ") + version + " " + o.name +
-                              ": down (undoes the up script)\n"}}) {
-        std::ofstream out(path, std::ios::binary);
-        out << body;
-        if (!out)
-            throw Error(sqlstate::invalid_parameter_value, "cannot write " + path);
+    std::string up_name = fmt::format("{}_{}.up.sql", version, o.name);
+    std::string down_name = fmt::format("{}_{}.down.sql", version, o.name);
+    std::string up = dir.path_of(up_name);
+    std::string down = dir.path_of(down_name);
+    // O_EXCL: an existing file, or a symlink planted under the new name, is never written.
+    // Both files or neither.
+    std::vector<std::string> created;
+    try {
+        for (const auto& [name, body] :
+             {std::pair{up_name, std::string("-- Migration ") + version + " " + o.name + ": up\n"},
+              std::pair{down_name, std::string("-- Migration ") + version + " " + o.name +
+                                       ": down (undoes the up script)\n"}}) {
+            fs::Fd fd = fs::create_exclusive(dir, name, 0644);
+            created.push_back(name);
+            if (::write(fd.get(), body.data(), body.size()) != static_cast<ssize_t>(body.size()))
+                throw Error("58030", "cannot write " + dir.path_of(name));
+            fd.close(dir.path_of(name));
+        }
+    } catch (...) {
+        for (const auto& name : created)
+            ::unlinkat(dir.fd(), name.c_str(), 0);
+        throw;
     }
     if (o.json)
         std::printf("%s\n", json({{"version", version}, {"up", up}, {"down", down}}).dump(2).c_str());

@@ -306,6 +306,18 @@ unlink("$catalog/20000101T000000Z");
 	($ok, $out, $err) = warden(022, 'migrate', 'up', '--dir', $dir, '-d', $mig);
 	ok($ok, 'migrate up: a symlink inside --dir is read') or diag($err);
 	is($node->safe_psql('mig', "SELECT to_regclass('third_t') IS NOT NULL"), 't', 'the inside link ran');
+
+	# create: a dangling link planted under the next name is not written through.
+	symlink("$tmp/would-be-created", "$dir/004_planted.up.sql");
+	($ok, $out, $err) = warden(022, 'migrate', 'create', 'planted', '--sequential', '--dir', $dir);
+	ok(!$ok, 'migrate create: a planted link under the new name is refused');
+	like($err, qr/could not create ".*004_planted\.up\.sql": File exists/, 'migrate create: the reason is given');
+	ok(!-e "$tmp/would-be-created" && !-e "$dir/004_planted.down.sql", 'migrate create: nothing written');
+	unlink("$dir/004_planted.up.sql");
+	($ok, $out, $err) = warden(022, 'migrate', 'create', 'fourth', '--sequential', '--dir', $dir);
+	ok($ok, 'migrate create writes both files') or diag($err);
+	is(mode_of("$dir/004_fourth.up.sql") . ' ' . mode_of("$dir/004_fourth.down.sql"), '0644 0644',
+		'migrate create: source files are 0644');
 }
 
 $node->stop;
