@@ -186,7 +186,7 @@ std::string file_sha256(const std::string& path)
 
 void check_stored_files(const std::string& backup_path, const BackupInfo& info)
 {
-    fs::Dir backup = fs::Dir::open(backup_path);
+    fs::Dir backup = fs::Dir::open_no_follow(backup_path);
     for (const auto& f : info.files) {
         // Names come from backup.json: each component is checked, none is followed.
         std::optional<fs::Fd> fd;

@@ -103,12 +103,7 @@ BackupInfo load_backup(const std::string& dir, const std::string& id)
 void write_description(const std::string& backup_dir, const BackupInfo& info)
 {
     // The backup's own folder is opened without following a symlink put in its place.
-    std::string path = backup_dir;
-    while (path.size() > 1 && path.back() == '/')
-        path.pop_back();
-    std::size_t slash = path.rfind('/');
-    fs::Dir parent = fs::Dir::open(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
-    fs::Dir folder = parent.open_subdir(slash == std::string::npos ? path : path.substr(slash + 1));
+    fs::Dir folder = fs::Dir::open_no_follow(backup_dir);
     fs::Owner owner = folder.owner();
     std::optional<fs::Owner> give;
     if (::geteuid() != owner.uid)

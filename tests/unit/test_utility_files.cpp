@@ -35,6 +35,13 @@ std::string slurp(const stdfs::path& p)
     return ss.str();
 }
 
+// The umask of the process for one scope: modes must not depend on it.
+struct ScopedUmask {
+    mode_t saved;
+    explicit ScopedUmask(mode_t mask) : saved(::umask(mask)) {}
+    ~ScopedUmask() { ::umask(saved); }
+};
+
 mode_t mode_of(const stdfs::path& p)
 {
     struct stat st {};
@@ -82,10 +89,11 @@ TEST_CASE("an atomic write replaces a planted symlink instead of following it", 
     TempDir dir;
     std::ofstream(dir.path / "victim") << "secret\n";
     stdfs::create_symlink(dir.path / "victim", dir.path / "target.conf");
-    ::umask(0);  // the mode must not depend on it
     auto d = warden::fs::Dir::open(dir.path.string());
-    warden::fs::write_file_atomically(d, "target.conf", "new\n");
-    ::umask(022);
+    {
+        ScopedUmask open_umask(0);
+        warden::fs::write_file_atomically(d, "target.conf", "new\n");
+    }
     REQUIRE(slurp(dir.path / "victim") == "secret\n");
     REQUIRE_FALSE(stdfs::is_symlink(dir.path / "target.conf"));
     REQUIRE(slurp(dir.path / "target.conf") == "new\n");
@@ -156,11 +164,17 @@ TEST_CASE("a relative name from a manifest is walked without following links", "
 TEST_CASE("private folders are 0700 whatever the umask", "[safe_file]")
 {
     TempDir dir;
-    ::umask(0);
-    auto made = warden::fs::make_dirs((dir.path / "a" / "b").string());
     auto d = warden::fs::Dir::open(dir.path.string());
-    auto p = warden::fs::make_private_dir(d, "p");
-    ::umask(022);
+    {
+        ScopedUmask open_umask(0);
+        warden::fs::make_dirs((dir.path / "a" / "b").string());
+        warden::fs::make_private_dir(d, "p");
+    }
+    {
+        ScopedUmask tight_umask(0177);  // would leave a folder nobody can enter
+        warden::fs::make_dirs((dir.path / "c").string());
+    }
+    REQUIRE(mode_of(dir.path / "c") == 0700);
     REQUIRE(mode_of(dir.path / "a") == 0700);
     REQUIRE(mode_of(dir.path / "a" / "b") == 0700);
     REQUIRE(mode_of(dir.path / "p") == 0700);

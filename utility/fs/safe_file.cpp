@@ -346,8 +346,13 @@ Dir make_dirs(const std::string& path, mode_t mode)
     Dir up = make_dirs(parent, mode);
     if (!is_plain_name(leaf))
         refuse(path, "not a plain folder name");
-    if (::mkdirat(up.fd(), leaf.c_str(), mode) != 0 && errno != EEXIST)
+    if (::mkdirat(up.fd(), leaf.c_str(), mode) == 0) {
+        Dir made = up.open_subdir(leaf);
+        if (::fchmod(made.fd(), mode) != 0)
+            fail("set the mode of", path, errno);
+    } else if (errno != EEXIST) {
         fail("create folder", path, errno);
+    }
     return Dir::open(path);
 }
 
