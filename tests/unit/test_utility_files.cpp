@@ -237,3 +237,16 @@ TEST_CASE("backup.json is written through no planted temporary file", "[catalog_
                         Catch::Contains("symbolic link"));
     REQUIRE(stdfs::is_empty(dir.path / "other"));
 }
+
+TEST_CASE("a rename never replaces what is already there", "[safe_file]")
+{
+    TempDir dir;
+    stdfs::create_directory(dir.path / ".partial-1");
+    stdfs::create_directory(dir.path / "1");
+    std::ofstream(dir.path / "1" / "kept") << "earlier backup";
+    auto d = warden::fs::Dir::open(dir.path.string());
+    REQUIRE_THROWS_WITH(warden::fs::rename_in(d, ".partial-1", "1"), Catch::Contains("could not rename"));
+    REQUIRE(slurp(dir.path / "1" / "kept") == "earlier backup");
+    warden::fs::rename_in(d, ".partial-1", "2");
+    REQUIRE(stdfs::is_directory(dir.path / "2"));
+}

@@ -1,6 +1,7 @@
 #include "safe_file.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -378,8 +379,13 @@ void rename_in(const Dir& dir, const std::string& from, const std::string& to)
 {
     check_name(dir, from);
     check_name(dir, to);
-    if (::renameat(dir.fd(), from.c_str(), dir.fd(), to.c_str()) != 0)
-        fail("rename", dir.path_of(from), errno);
+    int rc = ::renameat2(dir.fd(), from.c_str(), dir.fd(), to.c_str(), RENAME_NOREPLACE);
+    // File systems without RENAME_NOREPLACE say EINVAL: then the caller's own check that
+    // `to` is free is all there is.
+    if (rc != 0 && errno == EINVAL)
+        rc = ::renameat(dir.fd(), from.c_str(), dir.fd(), to.c_str());
+    if (rc != 0)
+        fail("rename", dir.path_of(from) + "\" to \"" + dir.path_of(to), errno);
     fsync_dir(dir);
 }
 

@@ -105,7 +105,7 @@ Fd create_exclusive(const Dir& dir, const std::string& name, mode_t mode = kPriv
 // A file being written under a temporary name (create_exclusive + temp_name) that
 // becomes NAME only on commit(): fchmod/fchown by descriptor, fsync, renameat over
 // NAME (replacing whatever is there, a symlink included, without following it), fsync
-// of DIR. Destroyed without commit(), the temporary file is removed.
+// of DIR. Destroyed without commit(), the temporary file is removed. DIR must outlive it.
 class AtomicFile {
 public:
     AtomicFile(const Dir& dir, std::string name, mode_t mode = kPrivateFileMode,
@@ -169,7 +169,8 @@ std::optional<struct stat> stat_at(const Dir& dir, const std::string& name);
 
 // Removes NAME (a file or a symlink, never what a symlink points to). Missing is fine.
 void remove_file(const Dir& dir, const std::string& name);
-// renameat within DIR, then fsync of DIR.
+// Renames FROM to TO within DIR, never over an existing TO (RENAME_NOREPLACE where the
+// file system has it), then fsyncs DIR.
 void rename_in(const Dir& dir, const std::string& from, const std::string& to);
 
 void fsync_fd(int fd, const std::string& what);
