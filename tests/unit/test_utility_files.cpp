@@ -242,11 +242,13 @@ TEST_CASE("a rename never replaces what is already there", "[safe_file]")
 {
     TempDir dir;
     stdfs::create_directory(dir.path / ".partial-1");
+    std::ofstream(dir.path / ".partial-1" / "new") << "new backup";
+    // Empty: a plain rename(2) would replace it.
     stdfs::create_directory(dir.path / "1");
-    std::ofstream(dir.path / "1" / "kept") << "earlier backup";
     auto d = warden::fs::Dir::open(dir.path.string());
-    REQUIRE_THROWS_WITH(warden::fs::rename_in(d, ".partial-1", "1"), Catch::Contains("could not rename"));
-    REQUIRE(slurp(dir.path / "1" / "kept") == "earlier backup");
+    REQUIRE_THROWS_WITH(warden::fs::rename_in(d, ".partial-1", "1"), Catch::Contains("File exists"));
+    REQUIRE(stdfs::is_empty(dir.path / "1"));
+    REQUIRE(slurp(dir.path / ".partial-1" / "new") == "new backup");
     warden::fs::rename_in(d, ".partial-1", "2");
     REQUIRE(stdfs::is_directory(dir.path / "2"));
 }
