@@ -16,6 +16,7 @@
 
 #include "error.hpp"
 #include "fs/safe_file.hpp"
+#include "json_text.hpp"
 #include "migrate_common.hpp"
 
 namespace warden::cli {
@@ -57,7 +58,7 @@ int run_status(bool verify_only)
             j["migrations"].push_back({{"version", r.version}, {"name", r.name}, {"state", r.state},
                                        {"file_checksum", r.file_checksum},
                                        {"applied_checksum", r.applied_checksum}});
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j).c_str());
         return verify_only && problems ? 1 : 0;
     }
     if (!verify_only) {
@@ -150,7 +151,7 @@ int run_create()
         throw;
     }
     if (o.json)
-        std::printf("%s\n", json({{"version", version}, {"up", up}, {"down", down}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"version", version}, {"up", up}, {"down", down}})).c_str());
     else
         std::printf("created %s\ncreated %s\n", up.c_str(), down.c_str());
     return 0;
@@ -165,7 +166,7 @@ int run_baseline()
     conn.exec_params("SELECT warden.baseline_migrations($1, $2)",
                      {o.version, o.name.empty() ? "baseline" : o.name});
     if (o.json)
-        std::printf("%s\n", json({{"baseline", o.version}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"baseline", o.version}})).c_str());
     else
         std::printf("baseline at version %s: earlier versions count as applied\n", o.version.c_str());
     return 0;
@@ -185,8 +186,8 @@ int run_repair()
     std::string state = PQgetvalue(res.get(), 0, 0);
     std::string invalid = PQgetvalue(res.get(), 0, 1);
     if (o.json) {
-        std::printf("%s\n", json({{"version", o.version}, {"state", state},
-                                  {"invalid_indexes", invalid}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"version", o.version}, {"state", state},
+                                            {"invalid_indexes", invalid}})).c_str());
         return 0;
     }
     std::printf("migration %s is now %s\n", o.version.c_str(), state.c_str());
@@ -220,7 +221,7 @@ int run_history()
         }
     }
     if (o.json)
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j).c_str());
     return 0;
 }
 
