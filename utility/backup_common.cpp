@@ -187,11 +187,13 @@ std::string file_sha256(const std::string& path)
 void check_stored_files(const std::string& backup_path, const BackupInfo& info)
 {
     fs::Dir backup = fs::Dir::open_no_follow(backup_path);
+    uid_t owner = backup.owner().uid;
     for (const auto& f : info.files) {
-        // Names come from backup.json: each component is checked, none is followed.
+        // Names come from backup.json: each component is checked, none is followed, and
+        // the file must belong to the folder's owner.
         std::optional<fs::Fd> fd;
         try {
-            fd = fs::open_untrusted_below(backup, f.name);
+            fd = fs::open_untrusted_below(backup, f.name, owner);
         } catch (const Error& e) {
             throw Error("XX001", f.name + ": " + e.what());
         }

@@ -21,7 +21,9 @@ constexpr std::size_t kMaxDescriptionBytes = 256u << 20;
 
 BackupInfo read_description(const fs::Dir& folder, const std::string& name)
 {
-    std::optional<std::string> text = fs::read_small_file(folder, kDescriptionFile, kMaxDescriptionBytes);
+    // Owned by whoever owns the folder: a hard link to another account's file is refused.
+    std::optional<std::string> text =
+        fs::read_small_file(folder, kDescriptionFile, kMaxDescriptionBytes, folder.owner().uid);
     if (!text)
         throw Error("58030", std::string("no ") + kDescriptionFile);
     return description_for_folder(name, *text);

@@ -11,7 +11,8 @@
 namespace warden {
 
 // Every backup folder of the catalog DIR, and the folders that are not usable backups
-// (".partial-*", a symlink, an unreadable or foreign backup.json) with the reason.
+// (".partial-*", a symlink, an unreadable or foreign backup.json, one that is a symlink
+// or belongs to another account than its folder) with the reason.
 CatalogListing load_catalog(const std::string& dir);
 // Loads one backup by ID; throws warden::Error ("unknown backup ID") when absent.
 BackupInfo load_backup(const std::string& dir, const std::string& id);

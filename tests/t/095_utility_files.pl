@@ -127,6 +127,19 @@ if ($> == 0)
 		'root: the root-only file is still unchanged, no planted link written through');
 	my @st = stat($root_secret);
 	is("$st[4] " . mode_of($root_secret), '0 0600', 'root: the root-only file is still root\'s, 0600');
+
+	# A catalog the server account fills: a backup.json hard-linked to a root-only file.
+	my $catalog = "$tmp/catalog";
+	mkdir($catalog, 0700);
+	mkdir("$catalog/20261123T030000Z", 0700);
+	chown($uid, $gid, $catalog, "$catalog/20261123T030000Z");
+	link($root_secret, "$catalog/20261123T030000Z/backup.json") or die "link: $!";
+	($ok, $out, $err) = warden(022, 'backup', 'list', '--dir', $catalog, '--json');
+	ok($ok, 'root: list runs') or diag($err);
+	my $unusable = JSON::PP->new->canonical->encode(decode_json($out)->{unusable});
+	like($unusable, qr/20261123T030000Z.*owned by uid 0, expected uid $uid/,
+		'root: a backup.json owned by another account than its folder is not read');
+	unlike($out . $err, qr/root secret/, 'root: nothing of it is shown');
 	done_testing();
 	exit 0;
 }
