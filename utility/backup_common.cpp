@@ -66,6 +66,9 @@ void remove_tree(const std::string& path) noexcept
 
 BackupFolder start_backup_folder(const std::string& root)
 {
+    // What pg_dump and pg_dumpall write under dump/ is created with the umask's mode:
+    // a backup is as private as the data it holds, whatever umask the command ran under.
+    ::umask(077);
     std::optional<fs::Dir> catalog;
     try {
         catalog = fs::make_dirs(root);

@@ -21,6 +21,7 @@ struct BackupFolder {
 
 // Creates ROOT if needed (0700), picks a fresh ID and creates the partial folder (0700,
 // holding the pid of this process, so prune can tell an abandoned one from a running one).
+// Sets the process umask to 077, for the files child processes write into the folder.
 BackupFolder start_backup_folder(const std::string& root);
 // Writes backup.json last, fsyncs, renames the folder into place and fsyncs ROOT.
 void publish_backup_folder(const BackupFolder& folder, const BackupInfo& info);

@@ -209,6 +209,7 @@ write_file($victim, "SECRET-4711\n");
 # ---- the backup catalog ----------------------------------------------------------
 my $catalog = "$tmp/catalog";
 $node->safe_psql('postgres', "CREATE ROLE app_owner LOGIN PASSWORD 'not-for-others'");
+$node->safe_psql('postgres', 'CREATE TABLE dumped AS SELECT g FROM generate_series(1, 10) g');
 my ($ok, $out, $err) = warden(0, 'backup', 'create', '--dir', $catalog, '-d', $connstr,
 	'--compress', 'none', '--json');
 ok($ok, 'physical backup under umask 0') or diag($err);
@@ -228,6 +229,11 @@ ok($ok, 'logical backup under umask 0') or diag($err);
 my $lid = decode_json($out)->{id};
 is(mode_of("$catalog/$lid"), '0700', 'the logical backup folder is 0700');
 is(mode_of("$catalog/$lid/dump"), '0700', 'its dump folder is 0700');
+opendir(my $dd, "$catalog/$lid/dump") or die;
+my @dumped = grep { -f "$catalog/$lid/dump/$_" } readdir($dd);
+closedir($dd);
+ok(scalar(@dumped) > 1, 'pg_dump wrote its table of contents and data');
+is_deeply([ grep { mode_of("$catalog/$lid/dump/$_") ne '0600' } @dumped ], [], 'every file pg_dump wrote is 0600');
 is(mode_of("$catalog/$lid/backup.json"), '0600', 'its backup.json is 0600');
 is(mode_of("$catalog/$lid/globals.sql"), '0600', 'globals.sql is 0600');
 like(PostgreSQL::Test::Utils::slurp_file("$catalog/$lid/globals.sql"), qr/SCRAM-SHA-256\$/,
