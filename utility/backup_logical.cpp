@@ -123,6 +123,8 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     if (info.label.empty())
         info.label = "warden " + info.id;
     try {
+        reserve_private_dir(folder, "dump");
+        reserve_private_file(folder, "globals.sql");
         const auto& env = client.env();
         const auto& fds = client.inherit_fds();
         std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),

@@ -18,6 +18,7 @@
 #include "dashboard/report_file.hpp"
 #include "error.hpp"
 #include "health.hpp"
+#include "json_text.hpp"
 
 namespace warden::cli {
 
@@ -167,7 +168,7 @@ int run_health(const HealthOptions& opts)
     if (opts.json) {
         report["response_ms"] = {{"connect", connect_ms}, {"report", report_ms},
                                  {"total", connect_ms + report_ms}};
-        fmt::print("{}\n", report.dump(2));
+        fmt::print("{}\n", json_text(report));
     } else if (opts.prometheus) {
         fmt::print("{}", metrics);
         fmt::print("# HELP warden_health_response_seconds Time warden health took to connect "

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "catalog_files.hpp"
 #include "error.hpp"
 #include "wal_archive.hpp"
 #include "wal_prune.hpp"
