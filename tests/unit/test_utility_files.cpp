@@ -1,10 +1,11 @@
-// The utility's file-safety layer and the catalog files written through it. The
-// unit-test target links the core library only (CMakeLists.txt), and these two files
-// need nothing beyond it and POSIX, so they are compiled into the test here.
-#include "../../utility/catalog_files.cpp"
-#include "../../utility/fs/safe_file.cpp"
+// The utility's file-safety layer and the catalog files written through it (the
+// warden_fs library, CMakeLists.txt).
 
 #include <catch2/catch.hpp>
+
+#include "catalog_files.hpp"
+#include "error.hpp"
+#include "fs/safe_file.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
