@@ -1,20 +1,14 @@
 #include "backup_catalog.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <cctype>
+#include <tuple>
 
 #include "error.hpp"
+#include "json_text.hpp"
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace warden {
@@ -51,17 +45,6 @@ std::optional<T> opt_from(const json& doc, const char* key)
     return doc.at(key).get<T>();
 }
 
-void fsync_path(const std::string& path, bool directory)
-{
-    int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0)
-        throw Error("58030", "could not open \"" + path + "\": " + std::strerror(errno));
-    int rc = ::fsync(fd);
-    int saved = errno;
-    ::close(fd);
-    if (rc != 0)
-        throw Error("58030", "could not fsync \"" + path + "\": " + std::strerror(saved));
-}
 }  // namespace
 
 std::string to_json_text(const BackupInfo& b)
@@ -100,7 +83,7 @@ std::string to_json_text(const BackupInfo& b)
         {"tablespaces", tbs},
         {"row_counts", b.row_counts},
     };
-    return doc.dump(2) + "\n";
+    return json_text(doc) + "\n";
 }
 
 BackupInfo backup_info_from_json(const std::string& text)
@@ -157,60 +140,22 @@ BackupInfo backup_info_from_json(const std::string& text)
     return b;
 }
 
-static BackupInfo read_description(const fs::path& folder)
+BackupInfo description_for_folder(const std::string& folder_name, const std::string& text)
 {
-    std::ifstream in(folder / kDescriptionFile, std::ios::binary);
-    if (!in)
-        throw Error("58030", "no " + std::string(kDescriptionFile));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    BackupInfo b = backup_info_from_json(ss.str());
-    if (b.id != folder.filename().string())
+    BackupInfo b = backup_info_from_json(text);
+    if (b.id != folder_name)
         throw Error(sqlstate::data_exception,
                     "backup.json names backup " + b.id + ", not its folder");
     return b;
 }
 
-CatalogListing load_catalog(const std::string& dir)
+void sort_listing(CatalogListing& listing)
 {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec))
-        throw Error("58030", "backup folder \"" + dir + "\" does not exist");
-    CatalogListing out;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-        if (!entry.is_directory())
-            continue;
-        std::string name = entry.path().filename().string();
-        if (name.rfind(kPartialPrefix, 0) == 0) {
-            out.unusable.emplace_back(name, "interrupted or running backup");
-            continue;
-        }
-        if (!valid_backup_id(name))
-            continue;
-        try {
-            out.backups.push_back(read_description(entry.path()));
-        } catch (const Error& e) {
-            out.unusable.emplace_back(name, e.what());
-        }
-    }
-    std::sort(out.backups.begin(), out.backups.end(),
+    std::sort(listing.backups.begin(), listing.backups.end(),
               [](const BackupInfo& a, const BackupInfo& b) {
                   return std::tie(a.finished_at, a.id) < std::tie(b.finished_at, b.id);
               });
-    std::sort(out.unusable.begin(), out.unusable.end());
-    return out;
-}
-
-BackupInfo load_backup(const std::string& dir, const std::string& id)
-{
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec))
-        throw Error("58030", "backup folder \"" + dir + "\" does not exist");
-    if (!valid_backup_id(id) || !fs::is_directory(fs::path(dir) / id, ec))
-        throw Error(sqlstate::invalid_parameter_value,
-                    "unknown backup ID \"" + id + "\" in " + dir, {},
-                    "warden backup list --dir " + dir + " shows the backups.");
-    return read_description(fs::path(dir) / id);
+    std::sort(listing.unusable.begin(), listing.unusable.end());
 }
 
 std::string iso8601_utc(std::time_t t)
@@ -256,42 +201,6 @@ bool valid_backup_id(const std::string& id)
             return false;
     }
     return id.size() != 17;
-}
-
-void write_description(const std::string& backup_dir, const BackupInfo& info)
-{
-    std::string text = to_json_text(info);
-    std::string tmp = backup_dir + "/" + kDescriptionFile + ".tmp";
-    std::string final_path = backup_dir + "/" + kDescriptionFile;
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
-    if (fd < 0)
-        throw Error("58030", "could not create \"" + tmp + "\": " + std::strerror(errno));
-    std::size_t done = 0;
-    while (done < text.size()) {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int saved = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw Error("58030", "could not write \"" + tmp + "\": " + std::strerror(saved));
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    // Both always run (no fd left open); the first failure is the one reported.
-    int synced = ::fsync(fd) == 0 ? 0 : errno;
-    int closed = ::close(fd) == 0 ? 0 : errno;
-    if (synced != 0 || closed != 0) {
-        ::unlink(tmp.c_str());
-        throw Error("58030", "could not fsync \"" + tmp + "\": " + std::strerror(synced ? synced : closed));
-    }
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-        int saved = errno;
-        ::unlink(tmp.c_str());
-        throw Error("58030", "could not rename \"" + tmp + "\": " + std::strerror(saved));
-    }
-    fsync_path(backup_dir, true);
 }
 
 }  // namespace warden

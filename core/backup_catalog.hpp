@@ -1,5 +1,6 @@
 // The backup catalog: a folder with one subfolder per backup, each described by a
 // backup.json written last. A subfolder without a readable backup.json is not a backup.
+// The files themselves are read and written by the utility (utility/catalog_files.hpp).
 #pragma once
 
 #include <cstdint>
@@ -74,9 +75,11 @@ struct CatalogListing {
 inline constexpr const char* kDescriptionFile = "backup.json";
 inline constexpr const char* kPartialPrefix = ".partial-";
 
-CatalogListing load_catalog(const std::string& dir);
-// Loads one backup by ID; throws warden::Error ("unknown backup ID") when absent.
-BackupInfo load_backup(const std::string& dir, const std::string& id);
+// backup.json's text as found in the folder FOLDER_NAME; throws warden::Error when it
+// is unreadable or names another backup (a copied or planted description).
+BackupInfo description_for_folder(const std::string& folder_name, const std::string& text);
+// Backups oldest first (by finish time, then ID), unusable folders by name.
+void sort_listing(CatalogListing& listing);
 
 // A backup ID is a UTC timestamp, "20261123T031500Z", with "-N" appended on collision.
 std::string make_backup_id(std::time_t now);
@@ -84,8 +87,5 @@ bool valid_backup_id(const std::string& id);
 
 std::string iso8601_utc(std::time_t t);
 std::optional<std::time_t> parse_iso8601_utc(const std::string& text);
-
-// Replaces dir/backup.json atomically (temporary file, fsync, rename, fsync of dir).
-void write_description(const std::string& backup_dir, const BackupInfo& info);
 
 }  // namespace warden

@@ -6,10 +6,13 @@
 // `warden migrate status`; two readers halve it.
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <map>
 #include <new>
+#include <optional>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -30,11 +33,13 @@ bool ends_with(const std::string& s, const char* suffix)
     return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-// Reads one regular file relative to the folder. A short read of a regular file means
-// its end, which saves the extra read() that would return 0.
+// Reads one regular file relative to the folder, or the checked target of a symlink
+// (an absolute path). A short read of a regular file means its end, which saves the
+// extra read() that would return 0. O_NOFOLLOW: a file replaced by a symlink after the
+// listing is not read.
 bool read_file(int dir_fd, const std::string& name, std::string& out, int& error)
 {
-    int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         error = errno;
         return false;
@@ -51,28 +56,72 @@ bool read_file(int dir_fd, const std::string& name, std::string& out, int& error
     return n >= 0;
 }
 
+std::string real_path(const std::string& path)
+{
+    char* resolved = realpath(path.c_str(), nullptr);
+    if (resolved == nullptr)
+        return {};
+    std::string out = resolved;
+    free(resolved);
+    return out;
+}
+
+// A symlink in the folder: nullopt when it leads nowhere or to no regular file (skipped,
+// as before), else the resolved path to read. Throws when it leaves the folder.
+std::optional<std::string> symlink_target(const std::string& dir, const std::string& real_dir,
+                                          const std::string& name, bool follow_symlinks)
+{
+    std::string target = real_path(dir + "/" + name);
+    struct stat st;
+    if (target.empty() || stat(target.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        return std::nullopt;
+    bool inside = target.size() > real_dir.size() && target.compare(0, real_dir.size(), real_dir) == 0 &&
+                  (real_dir == "/" || target[real_dir.size()] == '/');
+    if (!inside && !follow_symlinks)
+        throw Error(sqlstate::invalid_parameter_value,
+                    "migration file \"" + name + "\" is a symbolic link to \"" + target +
+                        "\", outside the migration folder \"" + dir + "\"; refusing it",
+                    "", "Copy the file into the folder, or pass --follow-symlinks if the link is intended.");
+    return target;
+}
+
 }  // namespace
 
-std::vector<MigrationFile> load_migration_dir(const std::string& dir)
+std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follow_symlinks)
 {
     DIR* d = opendir(dir.c_str());
     if (!d)
         throw Error(sqlstate::invalid_parameter_value,
                     "cannot read migration folder \"" + dir + "\": " + std::strerror(errno));
     std::vector<ScriptFile> files;
-    while (dirent* e = readdir(d)) {
-        std::string name = e->d_name;
-        if (name.empty() || name[0] == '.' || !ends_with(name, ".sql"))
-            continue;
-        // d_type saves a stat per file; some file systems don't fill it in.
-        if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
-            struct stat st;
-            if (fstatat(dirfd(d), name.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode))
+    std::map<std::string, std::string> link_targets;  // file name -> resolved path
+    std::string real_dir = real_path(dir);
+    try {
+        while (dirent* e = readdir(d)) {
+            std::string name = e->d_name;
+            if (name.empty() || name[0] == '.' || !ends_with(name, ".sql"))
                 continue;
-        } else if (e->d_type != DT_REG) {
-            continue;
+            // d_type saves a stat per file; some file systems don't fill it in.
+            unsigned char type = e->d_type;
+            if (type == DT_UNKNOWN) {
+                struct stat st;
+                if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+                    continue;
+                type = S_ISLNK(st.st_mode) ? DT_LNK : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+            }
+            if (type == DT_LNK) {
+                auto target = symlink_target(dir, real_dir, name, follow_symlinks);
+                if (!target)
+                    continue;
+                link_targets[name] = *target;
+            } else if (type != DT_REG) {
+                continue;
+            }
+            files.push_back({std::move(name), {}});
         }
-        files.push_back({std::move(name), {}});
+    } catch (...) {
+        closedir(d);
+        throw;
     }
     std::sort(files.begin(), files.end(),
               [](const ScriptFile& a, const ScriptFile& b) { return a.file_name < b.file_name; });
@@ -84,7 +133,11 @@ std::vector<MigrationFile> load_migration_dir(const std::string& dir)
     auto read_share = [&](std::size_t first) {
         for (std::size_t i = first; i < files.size(); i += threads) {
             try {
-                read_file(dirfd(d), files[i].file_name, files[i].content, errors[i]);
+                auto link = link_targets.find(files[i].file_name);
+                if (link == link_targets.end())
+                    read_file(dirfd(d), files[i].file_name, files[i].content, errors[i]);
+                else
+                    read_file(AT_FDCWD, link->second, files[i].content, errors[i]);
             } catch (const std::bad_alloc&) {
                 errors[i] = ENOMEM;
             }

@@ -69,7 +69,8 @@ struct ScriptFile {
 std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& files);
 
 // Reads every regular file of dir and builds the set. Throws warden::Error when the
-// folder can't be read.
-std::vector<MigrationFile> load_migration_dir(const std::string& dir);
+// folder can't be read, or (22023) when a .sql file is a symbolic link that leads out of
+// dir, unless follow_symlinks: what gets applied must be what the folder holds.
+std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follow_symlinks = false);
 
 }  // namespace warden

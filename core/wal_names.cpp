@@ -34,7 +34,11 @@ std::uint64_t hex_value(std::string_view s)
     return v;
 }
 
-std::uint64_t segments_per_xlogid(std::uint64_t seg_size) { return 0x100000000ULL / seg_size; }
+std::uint64_t segments_per_xlogid(std::uint64_t seg_size)
+{
+    check_segment_size(seg_size, "segment size");
+    return 0x100000000ULL / seg_size;
+}
 
 std::string_view trim(std::string_view s)
 {
@@ -45,6 +49,19 @@ std::string_view trim(std::string_view s)
     return s;
 }
 }  // namespace
+
+bool valid_segment_size(std::uint64_t seg_size)
+{
+    return seg_size >= kMinSegmentSize && seg_size <= kMaxSegmentSize && (seg_size & (seg_size - 1)) == 0;
+}
+
+void check_segment_size(std::uint64_t seg_size, const std::string& where)
+{
+    if (!valid_segment_size(seg_size))
+        throw Error(sqlstate::invalid_parameter_value,
+                    where + ": invalid WAL segment size " + std::to_string(seg_size) +
+                        " (a power of two from 1 MB to 1 GB)");
+}
 
 Lsn parse_lsn(std::string_view text)
 {
@@ -171,6 +188,7 @@ std::vector<TimelineSpan> timeline_chain(TimeLine newest, const std::vector<Hist
 TimeLine timeline_for_segment(const std::vector<TimelineSpan>& chain, std::uint64_t segno,
                               std::uint64_t seg_size)
 {
+    check_segment_size(seg_size, "segment size");
     for (auto it = chain.rbegin(); it != chain.rend(); ++it)
         if (segment_of(it->begin, seg_size) <= segno)
             return it->tli;
@@ -182,6 +200,7 @@ std::optional<SegmentId> first_missing_segment(const std::vector<TimelineSpan>& 
                                                const std::vector<SegmentId>& present,
                                                std::uint64_t seg_size)
 {
+    check_segment_size(seg_size, "segment size");
     for (std::uint64_t s = segment_of(from, seg_size); s <= to_segno; ++s) {
         SegmentId want{timeline_for_segment(chain, s, seg_size), s};
         if (!std::binary_search(present.begin(), present.end(), want))

@@ -15,17 +15,27 @@ using Lsn = std::uint64_t;
 using TimeLine = std::uint32_t;
 
 inline constexpr std::uint64_t kDefaultSegmentSize = 16 * 1024 * 1024;
+// PostgreSQL's range for wal_segment_size (IsValidWalSegSize): a power of two from 1 MB
+// to 1 GB.
+inline constexpr std::uint64_t kMinSegmentSize = 1024 * 1024;
+inline constexpr std::uint64_t kMaxSegmentSize = 1024 * 1024 * 1024;
+
+bool valid_segment_size(std::uint64_t seg_size);
+// Throws warden::Error (22023) naming `where` unless seg_size is valid: every size read
+// from a file goes through here before anything divides by it.
+void check_segment_size(std::uint64_t seg_size, const std::string& where);
 
 // "16/B374D848" <-> 0x16B374D848. Throws warden::Error (22023) on a malformed LSN.
 Lsn parse_lsn(std::string_view text);
 std::string format_lsn(Lsn lsn);
 
-// Segment numbers count segments from LSN 0.
+// Segment numbers count segments from LSN 0. seg_size must be valid (check_segment_size).
 inline std::uint64_t segment_of(Lsn lsn, std::uint64_t seg_size) { return lsn / seg_size; }
 inline Lsn segment_start(std::uint64_t segno, std::uint64_t seg_size) { return segno * seg_size; }
 
 // "000000010000000A0000003F": timeline, then the segment number split in two 32-bit
-// halves the way the server splits it (segments per 4 GiB "xlogid").
+// halves the way the server splits it (segments per 4 GiB "xlogid"). These throw
+// warden::Error (22023) on an invalid segment size instead of dividing by it.
 std::string segment_name(TimeLine tli, std::uint64_t segno, std::uint64_t seg_size);
 
 struct SegmentId {

@@ -43,6 +43,7 @@ std::optional<SegmentId> prunable_segment(const std::string& stored, std::uint64
 PrunePlan plan_wal_prune(const std::vector<std::string>& stored, const std::vector<KeptBackup>& kept,
                          std::uint64_t seg_size)
 {
+    check_segment_size(seg_size, "segment size");
     PrunePlan plan;
     if (kept.empty()) {
         plan.keep_reason = "no physical backup is kept, so all WAL stays";

@@ -11,6 +11,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
@@ -141,7 +142,7 @@ static const char* kUpsert =
     "  down_checksum, state, transactional, started_at, applied_at, execution_ms, "
     "  applied_by_session, applied_by_current, application_name, client_addr, transaction_id, "
     "  runner_pid, runner_backend_start, error) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::timestamptz, "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::pg_catalog.timestamptz, "
     "  CASE WHEN $7 = 'applied' THEN pg_catalog.clock_timestamp() END, $10::double precision, "
     "  session_user, $11, pg_catalog.current_setting('application_name'), "
     "  pg_catalog.inet_client_addr(), pg_catalog.pg_current_xact_id(), $12::integer, "
@@ -189,7 +190,7 @@ WARDEN_FUNCTION(warden_apply_migration)
                  errhint("Use warden migrate up, or warden.begin_migration, the script, then "
                          "warden.finish_migration (see docs/migrations.md).")));
     check_no_session_migration();
-    ledger_lock(false);
+    ledger_lock();
 
     SPI_connect();
     if (!should_run(a)) {
@@ -207,6 +208,40 @@ WARDEN_FUNCTION(warden_apply_migration)
     PG_RETURN_TEXT_P(cstring_to_text("applied"));
 }
 
+// The role a stored down script runs as: the one that applied its migration, which was
+// the caller then. Refuses (nothing rolled back yet) when that role is unknown or gone, or
+// when the caller lacks its privileges: running as it must give the caller nothing more,
+// since the script runs in the caller's session (search_path, objects the caller made).
+static Oid down_script_runner(const char* version, const char* applied_by)
+{
+    static const char* hint = "A down script runs only as the role that applied its migration. "
+                              "Undo the migration by hand or with a new migration.";
+    if (applied_by == NULL)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("cannot roll back migration %s: the ledger does not say which "
+                               "role applied it",
+                               version),
+                        errdetail("Nothing was rolled back."), errhint("%s", hint)));
+    Oid role = get_role_oid(applied_by, true);
+    if (!OidIsValid(role))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("cannot roll back migration %s: role \"%s\", which applied it, "
+                               "no longer exists",
+                               version, applied_by),
+                        errdetail("Nothing was rolled back."), errhint("%s", hint)));
+    if (!has_privs_of_role(GetUserId(), role))
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("cannot roll back migration %s: it was applied by role \"%s\"", version,
+                        applied_by),
+                 errdetail("Its down script runs as \"%s\", whose privileges role \"%s\" does "
+                           "not have. Nothing was rolled back.",
+                           applied_by, GetUserNameFromId(GetUserId(), false)),
+                 errhint("Roll it back as \"%s\" or as a role that has its privileges.",
+                         applied_by)));
+    return role;
+}
+
 WARDEN_FUNCTION(warden_rollback_migration)
 {
     char* target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -215,12 +250,12 @@ WARDEN_FUNCTION(warden_rollback_migration)
     check_no_session_migration();
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
-    ledger_lock(false);
+    ledger_lock();
 
     SPI_connect();
     ledger_check_not_blocked();
     static const char* sql =
-        "SELECT version, name, down_sql, baseline FROM warden.migrations "
+        "SELECT version, name, down_sql, baseline, applied_by_current FROM warden.migrations "
         "WHERE state = 'applied' AND ($1 IS NULL OR version_number > $1::numeric) "
         "ORDER BY version_number DESC LIMIT CASE WHEN $1 IS NULL THEN 1 END";
     const char* args[] = {target};
@@ -245,6 +280,10 @@ WARDEN_FUNCTION(warden_rollback_migration)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("cannot roll back: no down script for %s", missing.data),
                         errdetail("Nothing was rolled back.")));
+    Oid* runners = (Oid*) palloc(sizeof(Oid) * (n > 0 ? n : 1));
+    for (uint64 i = 0; i < n; i++)
+        runners[i] = down_script_runner(SPI_getvalue(rows->vals[i], rows->tupdesc, 1),
+                                        SPI_getvalue(rows->vals[i], rows->tupdesc, 5));
 
     for (uint64 i = 0; i < n; i++) {
         char* version = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
@@ -252,7 +291,8 @@ WARDEN_FUNCTION(warden_rollback_migration)
         char* down_sql = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
         TimestampTz started = GetCurrentTimestamp();
         ledger_script_started();
-        ledger_run_script(describe("rollback of migration", version, name), down_sql);
+        ledger_run_script_as(runners[i], describe("rollback of migration", version, name),
+                             down_sql);
         ledger_script_ended();
         double ms = ms_since(started);
         const char* args[] = {version};
@@ -274,11 +314,11 @@ WARDEN_FUNCTION(warden_baseline_migrations)
     ledger_check_version(version, "version");
     char* name = text_arg(fcinfo, 1, "name");
     check_no_session_migration();
-    ledger_lock(false);
+    ledger_lock();
 
     SPI_connect();
-    if (SPI_execute("SELECT 1 FROM warden.migrations WHERE state <> 'rolled_back' LIMIT 1",
-                    false, 1) != SPI_OK_SELECT)
+    static const char* sql = "SELECT 1 FROM warden.migrations WHERE state <> 'rolled_back' LIMIT 1";
+    if (ledger_query(sql, 0, NULL, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed > 0)
         ereport(ERROR,
@@ -312,10 +352,10 @@ WARDEN_FUNCTION(warden_begin_migration)
                  errmsg("warden.begin_migration must run outside a transaction block"),
                  errdetail("The 'running' row must be committed before the script runs.")));
     check_no_session_migration();
-    // The transaction lock makes the checks safe; the session lock, taken last (nothing can
-    // fail after it), keeps other migrations out until finish or fail, or until this
-    // session ends.
-    ledger_lock(false);
+    // The transaction lock makes the checks safe; the session lock, taken when this
+    // transaction commits its 'running' row, keeps other migrations out until finish or
+    // fail commits, or until this session ends.
+    ledger_lock();
     SPI_connect();
     if (!should_run(a)) {
         SPI_finish();
@@ -325,8 +365,7 @@ WARDEN_FUNCTION(warden_begin_migration)
     upsert_row(a, "running", GetCurrentTimestamp(), 0);
     ledger_event("started", a.version, a.name, a.checksum, -1, NULL);
     SPI_finish();
-    ledger_lock(true);
-    strlcpy(ledger_session_migration, a.version, sizeof ledger_session_migration);
+    ledger_set_session_migration(a.version);
     PG_RETURN_TEXT_P(cstring_to_text("started"));
 }
 
@@ -363,11 +402,10 @@ static void close_migration(const char* version, const char* state, const char* 
     double ms = ms_text ? atof(ms_text) : 0;
     char* detail = NULL;
     if (invalid) {
-        Oid types[2] = {TEXTOID, TEXTOID};
-        Datum values[2] = {CStringGetTextDatum(error ? error : ""), CStringGetTextDatum(invalid)};
-        SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1, "
-                              "'invalid_indexes', $2::jsonb)::text",
-                              2, types, values, NULL, false, 1);
+        static const char* sql = "SELECT pg_catalog.jsonb_build_object('error', $1, "
+                                 "'invalid_indexes', $2::pg_catalog.jsonb)::pg_catalog.text";
+        const char* detail_args[] = {error ? error : "", invalid};
+        ledger_query(sql, 2, detail_args, false, 1);
         detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         if (strcmp(invalid, "[]") != 0)
             ereport(WARNING,
@@ -376,8 +414,7 @@ static void close_migration(const char* version, const char* state, const char* 
     }
     ledger_event(state, version, name, checksum, ms, detail);
     SPI_finish();
-    ledger_unlock_session();
-    ledger_session_migration[0] = '\0';
+    ledger_set_session_migration("");
 }
 
 WARDEN_FUNCTION(warden_finish_migration)
@@ -407,14 +444,13 @@ WARDEN_FUNCTION(warden_repair_migration)
                                 "by hand).")));
     check_no_session_migration();
     // A runner still at work holds the session lock, so this waits for it or times out.
-    ledger_lock(false);
+    ledger_lock();
 
     SPI_connect();
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {CStringGetTextDatum(version)};
-    if (SPI_execute_with_args("SELECT name, state, checksum FROM warden.migrations "
-                              "WHERE version_number = $1::numeric",
-                              1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+    static const char* sql =
+        "SELECT name, state, checksum FROM warden.migrations WHERE version_number = $1::numeric";
+    const char* version_arg[] = {version};
+    if (ledger_query(sql, 1, version_arg, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "could not read warden.migrations");
     if (SPI_processed == 0)
         ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
@@ -436,12 +472,11 @@ WARDEN_FUNCTION(warden_repair_migration)
                  "  applied_at = CASE WHEN $2 = 'applied' THEN pg_catalog.clock_timestamp() END "
                  "WHERE version_number = $1::numeric",
                  2, args);
-    Oid dtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-    Datum dvalues[3] = {CStringGetTextDatum(resolution), CStringGetTextDatum(state),
-                        CStringGetTextDatum(invalid)};
-    SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('resolution', $1, "
-                          "'previous_state', $2, 'invalid_indexes', $3::jsonb)::text",
-                          3, dtypes, dvalues, NULL, false, 1);
+    static const char* detail_sql =
+        "SELECT pg_catalog.jsonb_build_object('resolution', $1, 'previous_state', $2, "
+        "'invalid_indexes', $3::pg_catalog.jsonb)::pg_catalog.text";
+    const char* detail_args[] = {resolution, state, invalid};
+    ledger_query(detail_sql, 3, detail_args, false, 1);
     char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     ledger_event("repaired", version, name, checksum, -1, detail);
     if (strcmp(invalid, "[]") != 0)
@@ -459,10 +494,9 @@ WARDEN_FUNCTION(warden_record_migration_failure)
     char* name = text_arg(fcinfo, 1, "name");
     char* error = text_arg(fcinfo, 2, "error");
     SPI_connect();
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {CStringGetTextDatum(error)};
-    SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('error', $1)::text", 1, types,
-                          values, NULL, false, 1);
+    static const char* sql = "SELECT pg_catalog.jsonb_build_object('error', $1)::pg_catalog.text";
+    const char* args[] = {error};
+    ledger_query(sql, 1, args, false, 1);
     char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
     ledger_event("failed", version, name, NULL, -1, detail);
     SPI_finish();

@@ -15,22 +15,16 @@ extern "C" {
 
 #include "bridge.h"
 
-// Restoring a dump recreates the schema with DDL before it reloads the ledger: that is
-// neither drift nor safe to log (the restored event ids would collide with new rows).
-// Every script pg_dump writes, and pg_restore itself, runs with check_function_bodies off,
-// which applications don't do; any other bulk load can set warden.record_drift = off.
-static bool restoring_a_dump()
-{
-    return !check_function_bodies;
-}
-
 WARDEN_FUNCTION(warden_record_drift)
 {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("warden._record_drift() must be called as an event trigger")));
+    // A superuser's restore recreates the schema with DDL before it reloads the ledger: that
+    // is neither drift nor safe to log (the restored event ids would collide with new rows).
+    // Any other bulk load can set warden.record_drift = off (superuser only).
     if (!warden_record_drift_setting || ledger_script_running || ledger_session_migration[0] ||
-        creating_extension || restoring_a_dump())
+        creating_extension || ledger_restoring_dump())
         PG_RETURN_VOID();
     // DROP EXTENSION pg_warden fires this after the log itself is gone.
     Oid nsp = get_namespace_oid("warden", true);
@@ -40,15 +34,18 @@ WARDEN_FUNCTION(warden_record_drift)
     EventTriggerData* trigger = (EventTriggerData*) fcinfo->context;
     const char* tag = GetCommandTagName(trigger->tag);
     bool dropping = strcmp(trigger->event, "sql_drop") == 0;
-    // Temporary objects and pg_warden's own (partitions it maintains) are not drift.
+    // Temporary objects and pg_warden's own (partitions it maintains) are not drift. Run as
+    // the caller, but on the pinned path of every ledger statement (ledger_query).
     const char* sql =
         dropping ? "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
-                   "  'type', object_type, 'identity', object_identity))::text, count(*), count(*) "
+                   "  'type', object_type, 'identity', object_identity))::pg_catalog.text, "
+                   "  count(*), count(*) "
                    "FROM pg_catalog.pg_event_trigger_dropped_objects() "
                    "WHERE original AND NOT is_temporary "
                    "AND coalesce(schema_name, '') <> 'warden'"
                  : "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
-                   "  'type', object_type, 'identity', object_identity)) FILTER (WHERE keep)::text, "
+                   "  'type', object_type, 'identity', object_identity)) "
+                   "  FILTER (WHERE keep)::pg_catalog.text, "
                    "  count(*) FILTER (WHERE keep), count(*) "
                    "FROM (SELECT *, coalesce(schema_name, '') NOT LIKE 'pg\\_temp%' "
                    "        AND coalesce(schema_name, '') <> 'warden' "
@@ -63,7 +60,7 @@ WARDEN_FUNCTION(warden_record_drift)
 
     SPI_connect();
     // Not read-only: the catalog rows of the command that fired must be visible.
-    if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+    if (ledger_query(sql, 0, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not read the DDL commands of the event trigger");
     HeapTuple row = SPI_tuptable->vals[0];
     TupleDesc desc = SPI_tuptable->tupdesc;
@@ -74,12 +71,10 @@ WARDEN_FUNCTION(warden_record_drift)
     bool skip = (kept == 0 && total > 0) || (dropping && kept == 0) ||
                 (!dropping && kept == 0 && strncmp(tag, "DROP ", 5) == 0);
     if (!skip) {
+        static const char* detail_sql = "SELECT pg_catalog.jsonb_build_object('command', $1, "
+                                        "'objects', $2::pg_catalog.jsonb)::pg_catalog.text";
         const char* args[] = {tag, objects ? objects : "[]"};
-        Oid types[2] = {TEXTOID, TEXTOID};
-        Datum values[2] = {CStringGetTextDatum(args[0]), CStringGetTextDatum(args[1])};
-        if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('command', $1, "
-                                  "'objects', $2::jsonb)::text",
-                                  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+        if (ledger_query(detail_sql, 2, args, true, 1) != SPI_OK_SELECT)
             elog(ERROR, "could not build the drift record");
         char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         ledger_event("drift", NULL, NULL, NULL, -1, detail);

@@ -6,9 +6,11 @@ extern "C" {
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 }
 
 #include "bridge.h"
@@ -118,6 +120,21 @@ void ledger_run_script(const char* what, const char* script)
         rethrow_with_line(context, what, script, stmt_offset, stmt_text);
     }
     PG_END_TRY();
+}
+
+void ledger_run_script_as(Oid role, const char* what, const char* script)
+{
+    // As VACUUM runs as a table's owner: an error unwinds both the user switch and the
+    // setting level with the (sub)transaction.
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(role, saved_context | SECURITY_LOCAL_USERID_CHANGE |
+                                     SECURITY_RESTRICTED_OPERATION);
+    int nest_level = NewGUCNestLevel();
+    ledger_run_script(what, script);
+    AtEOXact_GUC(false, nest_level);
+    SetUserIdAndSecContext(saved_user, saved_context);
 }
 
 // warden.split_script(script): (line, statement) for each statement, as the server's own

@@ -15,6 +15,7 @@ extern "C" {
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 }
 
@@ -31,12 +32,97 @@ static bool ledger_writing = false;
 // "wardenLG": the advisory lock key of the migration lock, per database.
 static const int64 kLedgerLockKey = INT64CONST(0x77617264656e4c47);
 
+// The session's migration as the last commit left it: the session-level lock is held
+// exactly while this is not empty.
+static char committed_session_migration[64] = "";
+
+// Each change of ledger_session_migration in the current transaction, oldest first, with
+// the subtransaction it was made in and the value before it (TopTransactionContext).
+struct SessionMigrationChange {
+    SubTransactionId subid;
+    char previous[64];
+};
+static List* session_migration_changes = NIL;
+
+void ledger_set_session_migration(const char* version)
+{
+    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+    SessionMigrationChange* change =
+        (SessionMigrationChange*) palloc(sizeof(SessionMigrationChange));
+    change->subid = GetCurrentSubTransactionId();
+    strlcpy(change->previous, ledger_session_migration, sizeof change->previous);
+    session_migration_changes = lappend(session_migration_changes, change);
+    MemoryContextSwitchTo(caller);
+    strlcpy(ledger_session_migration, version, sizeof ledger_session_migration);
+}
+
+static void session_migration_at_commit(XactEvent event)
+{
+    bool opened = ledger_session_migration[0] && !committed_session_migration[0];
+    bool closed = !ledger_session_migration[0] && committed_session_migration[0];
+    Datum key = Int64GetDatum(kLedgerLockKey);
+    if (event == XACT_EVENT_PRE_COMMIT && opened) {
+        // begin_migration holds the transaction-level lock on the same key, so this is
+        // granted at once; failing here still aborts the transaction and its 'running' row.
+        if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_lock_int8, key)))
+            elog(ERROR, "could not take the session-level migration lock");
+    } else if (event == XACT_EVENT_COMMIT) {
+        // Only once the closing row is committed may another migration see the ledger.
+        if (closed)
+            DirectFunctionCall1(pg_advisory_unlock_int8, key);
+        strlcpy(committed_session_migration, ledger_session_migration,
+                sizeof committed_session_migration);
+        session_migration_changes = NIL;
+    }
+}
+
 static void ledger_xact_callback(XactEvent event, void* arg)
 {
+    switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_COMMIT:
+        session_migration_at_commit(event);
+        break;
+    case XACT_EVENT_PRE_PREPARE:
+        if (session_migration_changes != NIL)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("cannot PREPARE a transaction that finished or failed a "
+                            "non-transactional migration"),
+                     errdetail("The session's migration lock would have to follow COMMIT "
+                               "PREPARED, which may come from another session."),
+                     errhint("Call warden.finish_migration or warden.fail_migration in a "
+                             "transaction that commits directly.")));
+        break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+        strlcpy(ledger_session_migration, committed_session_migration,
+                sizeof ledger_session_migration);
+        session_migration_changes = NIL;
+        break;
+    default:
+        break;
+    }
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
         event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
         ledger_script_running = false;
         ledger_writing = false;
+    }
+}
+
+// Undoes the changes made in the aborted subtransaction my_subid or in any it contained
+// (subtransaction ids grow: those are exactly the changes with an id >= my_subid).
+static void session_migration_at_subabort(SubTransactionId my_subid)
+{
+    ListCell* lc;
+    foreach (lc, session_migration_changes) {
+        SessionMigrationChange* change = (SessionMigrationChange*) lfirst(lc);
+        if (change->subid >= my_subid) {
+            strlcpy(ledger_session_migration, change->previous, sizeof ledger_session_migration);
+            session_migration_changes =
+                list_truncate(session_migration_changes, foreach_current_index(lc));
+            return;
+        }
     }
 }
 
@@ -65,6 +151,7 @@ static void ledger_subxact_callback(SubXactEvent event, SubTransactionId my_subi
         if (my_subid <= script_subid)
             ledger_script_running = false;
         ledger_writing = false;
+        session_migration_at_subabort(my_subid);
     }
 }
 
@@ -93,7 +180,8 @@ static char* ledger_lock_holder(void)
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
         "AND l.database = (SELECT oid FROM pg_catalog.pg_database "
         "                  WHERE datname = pg_catalog.current_database()) "
-        "AND l.classid = $1::oid AND l.objid = $2::oid AND l.pid <> pg_catalog.pg_backend_pid() "
+        "AND l.classid = $1::pg_catalog.oid AND l.objid = $2::pg_catalog.oid "
+        "AND l.pid <> pg_catalog.pg_backend_pid() "
         "LIMIT 1";
     char classid[16], objid[16];
     snprintf(classid, sizeof classid, "%u", (uint32) (kLedgerLockKey >> 32));
@@ -114,13 +202,10 @@ static char* ledger_lock_holder(void)
     return holder;
 }
 
-void ledger_lock(bool session_level)
+void ledger_lock(void)
 {
     Datum key = Int64GetDatum(kLedgerLockKey);
-    bool got = session_level
-                   ? DatumGetBool(DirectFunctionCall1(pg_try_advisory_lock_int8, key))
-                   : DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, key));
-    if (got)
+    if (DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, key)))
         return;
 
     // Named before waiting: once the wait has failed, the transaction can only abort.
@@ -137,10 +222,7 @@ void ledger_lock(bool session_level)
     MemoryContext context = CurrentMemoryContext;
     PG_TRY();
     {
-        if (session_level)
-            DirectFunctionCall1(pg_advisory_lock_int8, key);
-        else
-            DirectFunctionCall1(pg_advisory_xact_lock_int8, key);
+        DirectFunctionCall1(pg_advisory_xact_lock_int8, key);
     }
     PG_CATCH();
     {
@@ -161,11 +243,6 @@ void ledger_lock(bool session_level)
     AtEOXact_GUC(true, nest_level);
 }
 
-void ledger_unlock_session(void)
-{
-    DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(kLedgerLockKey));
-}
-
 static Oid ledger_owner(void)
 {
     Oid nsp = get_namespace_oid("warden", false);
@@ -178,7 +255,10 @@ static Oid ledger_owner(void)
     return owner;
 }
 
-int ledger_query(const char* sql, int nargs, const char* const* args, bool read_only, long count)
+// Executes sql through a plan prepared once per backend and kept (ledger_query pins the
+// path around this).
+static int run_kept_plan(const char* sql, int nargs, const char* const* args, bool read_only,
+                         long count)
 {
     static struct {
         const char* sql;
@@ -216,13 +296,29 @@ int ledger_query(const char* sql, int nargs, const char* const* args, bool read_
     return SPI_execute_plan(plan, values, nulls, read_only, count);
 }
 
+int ledger_query(const char* sql, int nargs, const char* const* args, bool read_only, long count)
+{
+    // The path is pinned while the statement is parsed (a kept plan is parsed again when
+    // the path differs from the one it was made under, so always pinning keeps it valid)
+    // and while it runs. pg_temp last: listed nowhere, it would be searched first.
+    int nest_level = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    int rc = run_kept_plan(sql, nargs, args, read_only, count);
+    AtEOXact_GUC(false, nest_level);
+    return rc;
+}
+
 void ledger_write(const char* sql, int nargs, const char* const* args)
 {
-    // Like a SECURITY DEFINER function: the caller's transaction, the owner's rights.
+    // The caller's transaction, the owner's rights, and nothing the caller chose: the
+    // statement's names are resolved on a pinned path (ledger_query), and the operation is
+    // security-restricted as VACUUM's work as a table's owner is.
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(ledger_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    SetUserIdAndSecContext(ledger_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE |
+                                               SECURITY_RESTRICTED_OPERATION);
     ledger_writing = true;
     int rc = ledger_query(sql, nargs, args, false, 0);
     ledger_writing = false;
@@ -241,14 +337,15 @@ void ledger_event(const char* event, const char* version, const char* name,
                           detail_json, GetUserNameFromId(GetUserId(), false)};
     ledger_write("INSERT INTO warden.migration_events (event, version, name, checksum, "
                  "execution_ms, detail, current_user_name) "
-                 "VALUES ($1, $2, $3, $4, $5::double precision, $6::jsonb, $7)",
+                 "VALUES ($1, $2, $3, $4, $5::double precision, $6::pg_catalog.jsonb, $7)",
                  7, args);
 }
 
 char* ledger_invalid_indexes_json(void)
 {
     static const char* sql =
-        "SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::text FROM warden.invalid_indexes() i";
+        "SELECT coalesce(pg_catalog.jsonb_agg(i), '[]')::pg_catalog.text "
+        "FROM warden.invalid_indexes() i";
     int rc = ledger_query(sql, 0, NULL, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not list invalid indexes");
@@ -259,7 +356,7 @@ void ledger_check_not_blocked(void)
 {
     static const char* sql =
         "SELECT version, name, state, coalesce(error, ''), "
-        "(SELECT coalesce(string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
+        "(SELECT coalesce(pg_catalog.string_agg(i, ', '), '') FROM warden.invalid_indexes() i) "
         "FROM warden.migrations WHERE state IN ('running', 'failed') "
         "ORDER BY version_number LIMIT 1";
     int rc = ledger_query(sql, 0, NULL, false, 1);
@@ -287,6 +384,13 @@ void ledger_check_not_blocked(void)
                      version, version)));
 }
 
+bool ledger_restoring_dump(void)
+{
+    // The login role, not the session or current one: a superuser's pg_restore may use
+    // SET SESSION AUTHORIZATION or SET ROLE to create objects as their owners.
+    return !check_function_bodies && superuser_arg(GetAuthenticatedUserId());
+}
+
 void ledger_check_version(const char* version, const char* argname)
 {
     bool ok = version[0] != '\0' && strlen(version) < sizeof ledger_session_migration;
@@ -308,9 +412,8 @@ WARDEN_FUNCTION(warden_ledger_guard)
     TriggerData* trigger = (TriggerData*) fcinfo->context;
     const char* table = RelationGetRelationName(trigger->tg_relation);
     bool is_events = strcmp(table, "migration_events") == 0;
-    // A superuser restoring a dump reloads the ledger with COPY/INSERT. pg_restore and
-    // pg_dump's scripts run with check_function_bodies off, which nothing else does.
-    bool restoring = TRIGGER_FIRED_BY_INSERT(trigger->tg_event) && !check_function_bodies &&
+    // A superuser restoring a dump reloads the ledger with COPY/INSERT.
+    bool restoring = TRIGGER_FIRED_BY_INSERT(trigger->tg_event) && ledger_restoring_dump() &&
                      superuser();
     bool allowed = restoring ||
                    (ledger_writing && !TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event) &&

@@ -1,6 +1,13 @@
 // The per-database maintenance worker: every warden.maintenance_naptime seconds it runs
 // `CALL warden.run_maintenance()` exactly as psql or pg_cron would, as a top-level
 // statement, so the procedure may commit between jobs and the jobs per batch.
+//
+// The worker connects as the bootstrap superuser but runs no job with those rights:
+// run_maintenance() runs each job as the role that owns it. Its one statement names a
+// schema-qualified procedure without arguments, so nothing in it resolves through the
+// search_path; the statements run_maintenance() runs pin the path themselves. The
+// session's own search_path (the database's default) is what jobs other than the
+// built-in ones run with, as a login of their owner would.
 #include "worker_shmem.h"
 
 extern "C" {
@@ -65,10 +72,10 @@ static Installed extension_installed(void)
     Installed result = Installed::no;
     StartTransactionCommand();
     if (OidIsValid(get_extension_oid("pg_warden", true))) {
-        List* name = list_make2(makeString(pstrdup("warden")),
-                                makeString(pstrdup("run_maintenance")));
-        // LookupFuncName() ignores procedures; the candidate list does not.
-        result = FuncnameGetCandidates(name, 0, NIL, false, false, false, true) != NULL
+        // run_maintenance() of this library needs warden._job_start (1.2), which decides
+        // as whom each job runs: an older version installed here waits for its UPDATE.
+        List* name = list_make2(makeString(pstrdup("warden")), makeString(pstrdup("_job_start")));
+        result = FuncnameGetCandidates(name, 2, NIL, false, false, false, true) != NULL
                      ? Installed::yes
                      : Installed::without_jobs;
     }

@@ -13,8 +13,12 @@ PACKAGES=(
   # libraries
   libpq-dev zlib1g-dev libzstd-dev libssl-dev libfmt-dev libarchive-dev
   nlohmann-json3-dev libcli11-dev catch2
+  # the dashboard: embedded HTTP(S) server and the charting library it serves
+  libcpp-httplib-dev libjs-chart.js
   # test harness
   libipc-run-perl perl util-linux procps
+  # the dashboard's browser test (tests/t/086): headless Chromium, a certificate, HTTPS
+  chromium fonts-dejavu-core openssl libio-socket-ssl-perl curl
 )
 
 # Tools only the benchmarks compare against (make bench passes --bench).
@@ -65,7 +69,9 @@ echo "install-deps: installing ${missing[*]}"
 "${SUDO[@]}" mkdir -p /etc/postgresql-common/createcluster.d
 echo "create_main_cluster = false" | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.d/pg_warden.conf >/dev/null
 export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A fresh machine's own unattended updates may hold the package lock: wait for it.
+apt_wait=(-o DPkg::Lock::Timeout=900)
+"${SUDO[@]}" apt-get "${apt_wait[@]}" update -qq
+"${SUDO[@]}" apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 install_npm "${1:-}"
 echo "install-deps: done"

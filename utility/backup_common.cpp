@@ -11,21 +11,23 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <vector>
 
 #include "checksum.hpp"
+#include "fs/safe_file.hpp"
 #include "process.hpp"
 
 #include "error.hpp"
 #include "version.hpp"
 
-namespace fs = std::filesystem;
+namespace stdfs = std::filesystem;
 
 namespace warden {
 
 namespace {
+constexpr const char* kOwnerFile = "owner.pid";
+
 std::atomic<int> g_signal{0};
 
 void on_signal(int sig) { g_signal = sig; }
@@ -38,7 +40,8 @@ void on_signal(int sig) { g_signal = sig; }
 
 static void fsync_path(const std::string& path, int open_flags)
 {
-    int fd = ::open(path.c_str(), open_flags | O_CLOEXEC);
+    // Only our own files are fsynced by path; O_NOFOLLOW keeps a planted link inert.
+    int fd = ::open(path.c_str(), open_flags | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         io_error("open", path);
     if (::fsync(fd) != 0) {
@@ -58,60 +61,80 @@ void fsync_dir(const std::string& path) { fsync_path(path, O_RDONLY | O_DIRECTOR
 void remove_tree(const std::string& path) noexcept
 {
     std::error_code ec;
-    fs::remove_all(path, ec);
+    stdfs::remove_all(path, ec);
 }
 
 BackupFolder start_backup_folder(const std::string& root)
 {
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    if (!fs::is_directory(root, ec))
-        throw Error("58030", "backup folder \"" + root + "\" cannot be created",
-                    ec ? ec.message() : "");
+    // What pg_dump and pg_dumpall write under dump/ is created with the umask's mode:
+    // a backup is as private as the data it holds, whatever umask the command ran under.
+    ::umask(077);
+    std::optional<fs::Dir> catalog;
+    try {
+        catalog = fs::make_dirs(root);
+    } catch (const Error& e) {
+        throw Error("58030", "backup folder \"" + root + "\" cannot be created", e.what());
+    }
     BackupFolder f;
-    f.root = fs::absolute(root).lexically_normal().string();
+    f.root = stdfs::absolute(root).lexically_normal().string();
     if (f.root.size() > 1 && f.root.back() == '/')
         f.root.pop_back();
     std::string base = make_backup_id(std::time(nullptr));
-    for (int n = 1;; ++n) {
+    std::optional<fs::Dir> partial;
+    for (int n = 1; !partial; ++n) {
         f.id = n == 1 ? base : base + "-" + std::to_string(n);
         f.partial = f.root + "/" + kPartialPrefix + f.id;
-        if (fs::exists(f.final_path()))
-            continue;
-        if (::mkdir(f.partial.c_str(), 0750) == 0)
-            break;
-        if (errno != EEXIST)
-            io_error("create", f.partial);
+        if (!fs::stat_at(*catalog, f.id))
+            partial = fs::try_make_private_dir(*catalog, kPartialPrefix + f.id);
     }
     // Prune tells a running backup from an abandoned one by this file: it must be there.
-    std::ofstream owner(f.partial + "/owner.pid");
-    if (!(owner << ::getpid() << "\n" << std::flush)) {
-        int saved = errno;
-        ::unlink((f.partial + "/owner.pid").c_str());
-        ::rmdir(f.partial.c_str());
-        errno = saved;
-        io_error("write", f.partial + "/owner.pid");
+    try {
+        fs::write_file_atomically(*partial, kOwnerFile, std::to_string(::getpid()) + "\n");
+    } catch (...) {
+        ::unlinkat(catalog->fd(), (kPartialPrefix + f.id).c_str(), AT_REMOVEDIR);
+        throw;
     }
     return f;
 }
 
 void publish_backup_folder(const BackupFolder& f, const BackupInfo& info)
 {
-    ::unlink((f.partial + "/owner.pid").c_str());
+    fs::Dir catalog = fs::Dir::open(f.root);
+    fs::Dir partial = catalog.open_subdir(kPartialPrefix + f.id);
+    fs::remove_file(partial, kOwnerFile);
     write_description(f.partial, info);
-    fsync_dir(f.partial);
-    if (::rename(f.partial.c_str(), f.final_path().c_str()) != 0)
-        io_error("rename", f.partial);
-    fsync_dir(f.root);
+    fs::fsync_dir(partial);
+    fs::rename_in(catalog, kPartialPrefix + f.id, f.id);
+}
+
+void reserve_private_file(const BackupFolder& f, const std::string& name)
+{
+    fs::Fd fd = fs::create_exclusive(fs::Dir::open(f.partial), name);
+    fd.close(f.partial + "/" + name);
+}
+
+void reserve_private_dir(const BackupFolder& f, const std::string& name)
+{
+    fs::make_private_dir(fs::Dir::open(f.partial), name);
 }
 
 void discard_backup_folder(const BackupFolder& f) noexcept { remove_tree(f.partial); }
 
 bool partial_folder_abandoned(const std::string& path)
 {
-    std::ifstream in(path + "/owner.pid");
+    std::optional<std::string> text;
+    try {
+        text = fs::read_small_file(fs::Dir::open_no_follow(path), kOwnerFile, 64);
+    } catch (const Error&) {
+        return true;
+    }
     long pid = 0;
-    if (!(in >> pid) || pid <= 0)
+    try {
+        pid = text ? std::stol(*text) : 0;
+    } catch (const std::exception&) {
+        return true;
+    }
+    if (pid <= 0)
         return true;
     return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
@@ -137,41 +160,56 @@ void throw_if_interrupted()
                                  "; the partial backup was removed");
 }
 
-std::string file_sha256(const std::string& path)
+namespace {
+std::string fd_sha256(int fd, const std::string& path)
 {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw Error("58030", "could not open \"" + path + "\": " + std::strerror(errno));
     Sha256 h;
     std::vector<char> buf(1 << 20);
     for (;;) {
         ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            ::close(fd);
+        if (n < 0)
             throw Error("58030", "could not read \"" + path + "\": " + std::strerror(errno));
-        }
         if (n == 0)
             break;
         h.update(buf.data(), static_cast<std::size_t>(n));
     }
-    ::close(fd);
     return h.hex_digest();
+}
+}  // namespace
+
+std::string file_sha256(const std::string& path)
+{
+    fs::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+        throw Error("58030", "could not open \"" + path + "\": " + std::strerror(errno));
+    return fd_sha256(fd.get(), path);
 }
 
 void check_stored_files(const std::string& backup_path, const BackupInfo& info)
 {
+    fs::Dir backup = fs::Dir::open_no_follow(backup_path);
+    uid_t owner = backup.owner().uid;
     for (const auto& f : info.files) {
-        std::string path = backup_path + "/" + f.name;
-        std::error_code ec;
-        auto size = fs::file_size(path, ec);
-        if (ec)
+        // Names come from backup.json: each component is checked, none is followed, and
+        // the file must belong to the folder's owner.
+        std::optional<fs::Fd> fd;
+        try {
+            fd = fs::open_untrusted_below(backup, f.name, owner);
+        } catch (const Error& e) {
+            throw Error("XX001", f.name + ": " + e.what());
+        }
+        if (!fd)
             throw Error("XX001", f.name + ": missing from the backup folder");
+        struct stat st {};
+        if (::fstat(fd->get(), &st) != 0)
+            throw Error("58030", "could not stat \"" + backup.path_of(f.name) + "\": " + std::strerror(errno));
+        auto size = static_cast<std::uint64_t>(st.st_size);
         if (size != f.size)
             throw Error("XX001", f.name + ": size " + std::to_string(size) + " differs from the recorded " +
                                      std::to_string(f.size) + " (truncated or damaged)");
-        std::string sum = file_sha256(path);
+        std::string sum = fd_sha256(fd->get(), backup.path_of(f.name));
         if (sum != f.sha256)
             throw Error("XX001", f.name + ": checksum mismatch (recorded " + f.sha256 + ", found " + sum + ")");
     }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backup_catalog.hpp"
+#include "catalog_files.hpp"
 #include "connection.hpp"
 
 namespace warden {
@@ -18,11 +19,17 @@ struct BackupFolder {
     std::string final_path() const { return root + "/" + id; }
 };
 
-// Creates ROOT if needed, picks a fresh ID and creates the partial folder (holding the
-// pid of this process, so prune can tell an abandoned one from a running one).
+// Creates ROOT if needed (0700), picks a fresh ID and creates the partial folder (0700,
+// holding the pid of this process, so prune can tell an abandoned one from a running one).
+// Sets the process umask to 077, for the files child processes write into the folder.
 BackupFolder start_backup_folder(const std::string& root);
 // Writes backup.json last, fsyncs, renames the folder into place and fsyncs ROOT.
 void publish_backup_folder(const BackupFolder& folder, const BackupInfo& info);
+// An empty 0600 file / 0700 folder NAME in the partial folder, for a child process to
+// write into: pg_dump and pg_dumpall would create theirs with the umask's mode (0644),
+// and globals.sql may hold password verifiers.
+void reserve_private_file(const BackupFolder& folder, const std::string& name);
+void reserve_private_dir(const BackupFolder& folder, const std::string& name);
 // Removes a partial folder after a failure.
 void discard_backup_folder(const BackupFolder& folder) noexcept;
 // True when a .partial-* folder belongs to no running process.

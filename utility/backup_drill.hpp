@@ -10,6 +10,7 @@ namespace warden {
 struct DrillOptions {
     std::string conninfo;  // logical: the server to create the scratch database on
     std::string scratch;   // physical: where the scratch cluster goes ("" = a temp folder)
+    std::string os_user;   // physical, as root: the account the scratch server runs as
     bool quiet = false;
 };
 
@@ -21,7 +22,8 @@ struct DrillReport {
 };
 
 // Physical: restore into a scratch cluster on a private socket, start it, run
-// pg_amcheck --heapallindexed on every database, stop it and remove it.
+// pg_amcheck --heapallindexed on every database, stop it and remove it. Run as root, the
+// scratch server runs as opts.os_user, else the backup folder's owner, else `postgres`.
 // Logical: restore into a scratch database and compare row counts, then drop it.
 // The measured time to restore and the outcome are written to backup.json.
 DrillReport drill_backup(const std::string& root, BackupInfo info, const DrillOptions& opts);

@@ -65,13 +65,6 @@ int default_jobs(int jobs)
     return jobs > 0 ? jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-std::map<std::string, std::string> password_env(const std::string& password)
-{
-    if (password.empty())
-        return {};
-    return {{"PGPASSWORD", password}};
-}
-
 std::string single_value(Connection& conn, const std::string& sql)
 {
     auto res = conn.exec(sql);
@@ -96,10 +89,10 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     info.warden_version = kVersion;
     info.started_at = now_iso8601();
 
-    std::string password;
-    std::string dump_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, &password);
-    std::string own_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, nullptr);
+    std::string own_conninfo = conninfo_with(opts.conninfo, {{"dbname", opts.database}});
     Connection conn(own_conninfo, false, "warden backup");
+    // pg_dump must reach the server this connection exported the snapshot on.
+    ClientConnection client(conn.get());
     info.conninfo = describe_connection(conn.get());
     info.server_version_num = PQserverVersion(conn.get());
     info.server_version = PQparameterStatus(conn.get(), "server_version");
@@ -130,22 +123,25 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     if (info.label.empty())
         info.label = "warden " + info.id;
     try {
-        auto env = password_env(password);
+        reserve_private_dir(folder, "dump");
+        reserve_private_file(folder, "globals.sql");
+        const auto& env = client.env();
+        const auto& fds = client.inherit_fds();
         std::vector<std::string> dump = {"pg_dump", "-Fd", "-j", std::to_string(default_jobs(opts.jobs)),
                                          "--snapshot", snapshot, "-Z", std::to_string(info.compression_level),
-                                         "-f", folder.partial + "/dump", "-d", dump_conninfo};
+                                         "-f", folder.partial + "/dump", "-d", client.conninfo()};
         std::vector<std::string> globals = {"pg_dumpall", "--globals-only", "-f", folder.partial + "/globals.sql",
-                                            "-d", dump_conninfo};
+                                            "-d", client.conninfo()};
         // pg_dump reads through its own connections. Meanwhile the roles and tablespaces
         // are saved (a few catalog reads, outside any snapshot anyway), and this connection
         // counts rows in the same snapshot: pg_dump keeps both cores busy, so everything
         // else pg_warden does runs beside it rather than after it.
         {
-            RunningProcess pg_dump(dump, env);
+            RunningProcess pg_dump(dump, env, "", fds);
             // Without superuser rights pg_authid is closed: save the roles without passwords.
-            if (run_process(globals, env).exit_code != 0) {
+            if (run_process(globals, env, "", fds).exit_code != 0) {
                 globals.push_back("--no-role-passwords");
-                run_checked(globals, env);
+                run_checked(globals, env, "", fds);
             }
             // Parallel workers would only compete with pg_dump for the same two cores.
             conn.exec("SET LOCAL max_parallel_workers_per_gather = 0");
@@ -196,9 +192,7 @@ LogicalRestoreReport restore_logical_backup(const std::string& backup_path, cons
     if (opts.database.empty())
         throw Error(sqlstate::invalid_parameter_value, "--database is required for a logical backup");
     check_stored_files(backup_path, info);
-    std::string password;
-    std::string target = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, &password);
-    std::string own = conninfo_with(opts.conninfo, {{"dbname", opts.database}}, nullptr);
+    std::string own = conninfo_with(opts.conninfo, {{"dbname", opts.database}});
     std::unique_ptr<Connection> conn;
     try {
         conn = std::make_unique<Connection>(own, false, "warden restore");
@@ -214,14 +208,15 @@ LogicalRestoreReport restore_logical_backup(const std::string& backup_path, cons
                         " tables)",
                     {}, "Restore into an empty database, or pass --clean to drop its objects first.");
 
+    ClientConnection client(conn->get());
     std::vector<std::string> argv = {"pg_restore", "-j", std::to_string(default_jobs(opts.jobs)), "--exit-on-error",
-                                     "-d", target};
+                                     "-d", client.conninfo()};
     if (opts.clean) {
         argv.push_back("--clean");
         argv.push_back("--if-exists");
     }
     argv.push_back(backup_path + "/dump");
-    run_checked(argv, password_env(password));
+    run_checked(argv, client.env(), "", client.inherit_fds());
 
     LogicalRestoreReport report;
     auto restored = count_rows(*conn);

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "backup_manifest.hpp"
 #include "connection.hpp"
 #include "error.hpp"
+#include "fs/safe_file.hpp"
 #include "progress.hpp"
 #include "tar_members.hpp"
 #include "version.hpp"
@@ -309,15 +309,7 @@ private:
     {
         if (std::none_of(done_.begin(), done_.end(), [](const OpenArchive& a) { return a.oid.empty(); }))
             throw Error("08P01", "the server sent no base archive");
-        std::string manifest_path = folder_.partial + "/backup_manifest";
-        {
-            std::ofstream out(manifest_path, std::ios::binary);
-            out.write(manifest_text_.data(), static_cast<std::streamsize>(manifest_text_.size()));
-            if (!out.flush())
-                throw Error("58030", "could not write \"" + manifest_path + "\"");
-        }
-        ::chmod(manifest_path.c_str(), 0640);
-        fsync_file(manifest_path);
+        fs::write_file_atomically(fs::Dir::open(folder_.partial), "backup_manifest", manifest_text_);
         BackupManifest manifest = BackupManifest::parse(manifest_text_);
 
         BackupContentCheck check(manifest, nullptr);

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "backup_catalog.hpp"
+#include "catalog_files.hpp"
 #include "backup_common.hpp"
 #include "backup_create.hpp"
 #include "backup_drill.hpp"
@@ -14,6 +15,7 @@
 #include "commands.hpp"
 #include "compressed_writer.hpp"
 #include "error.hpp"
+#include "json_text.hpp"
 #include "progress.hpp"
 #include "retention.hpp"
 #include "wal_backups.hpp"
@@ -33,7 +35,7 @@ struct CreateArgs {
 
 struct IdArgs {
     ConnectionOptions conn;
-    std::string dir, id, scratch;
+    std::string dir, id, scratch, os_user;
     bool json = false, quiet = false;
 };
 
@@ -109,7 +111,7 @@ int run_create(const CreateArgs& a)
     BackupInfo b = create_backup(req);
     note(record_backup_in_database(a.conn.conninfo, b), a.quiet);
     if (a.json) {
-        std::printf("%s\n", summary_json(b).dump(2).c_str());
+        std::printf("%s\n", json_text(summary_json(b)).c_str());
     } else {
         if (!a.quiet)
             std::fprintf(stderr, "%s backup %s: %s in %s, stored %s (%s), WAL %s..%s\n", b.kind.c_str(),
@@ -132,7 +134,7 @@ int run_list(const IdArgs& a)
         json unusable = json::array();
         for (const auto& [name, why] : l.unusable)
             unusable.push_back({{"folder", name}, {"reason", why}});
-        std::printf("%s\n", json{{"backups", out}, {"unusable", unusable}}.dump(2).c_str());
+        std::printf("%s\n", json_text(json{{"backups", out}, {"unusable", unusable}}).c_str());
         return 0;
     }
     std::printf("%-20s %-8s %-20s %-12s %10s %10s %-9s %s\n", "ID", "KIND", "FINISHED", "STOP LSN", "SIZE",
@@ -171,9 +173,9 @@ int run_verify(const IdArgs& a)
     write_description(path, b);
     note(record_verification_in_database(a.conn.conninfo, b, ok, detail), a.quiet || a.conn.conninfo.empty());
     if (a.json)
-        std::printf("%s\n", json{{"id", b.id}, {"ok", ok}, {"detail", detail}, {"seconds", *b.verify_seconds}}
-                                .dump(2)
-                                .c_str());
+        std::printf("%s\n",
+                    json_text(json{{"id", b.id}, {"ok", ok}, {"detail", detail}, {"seconds", *b.verify_seconds}})
+                        .c_str());
     else if (ok && !a.quiet)
         std::printf("backup %s verified: every file matches (%s)\n", b.id.c_str(),
                     fmt_seconds(*b.verify_seconds).c_str());
@@ -188,16 +190,16 @@ int run_drill(const IdArgs& a)
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
+    opts.os_user = a.os_user;
     opts.quiet = a.quiet || a.json;
     DrillReport r = drill_backup(a.dir, b, opts);
     if (a.json)
-        std::printf("%s\n", json{{"id", b.id},
-                                 {"ok", r.ok},
-                                 {"restore_seconds", r.restore_seconds},
-                                 {"check_seconds", r.check_seconds},
-                                 {"detail", r.detail}}
-                                .dump(2)
-                                .c_str());
+        std::printf("%s\n", json_text(json{{"id", b.id},
+                                           {"ok", r.ok},
+                                           {"restore_seconds", r.restore_seconds},
+                                           {"check_seconds", r.check_seconds},
+                                           {"detail", r.detail}})
+                                 .c_str());
     else
         std::printf("drill of %s: %s; restored in %s, checked in %s\n", b.id.c_str(),
                     r.ok ? "passed" : "FAILED", fmt_seconds(r.restore_seconds).c_str(),
@@ -249,7 +251,7 @@ int run_prune(const PruneArgs& a)
     }
     json wal = walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
     if (a.json)
-        std::printf("%s\n", json{{"dry_run", a.dry_run}, {"decisions", out}, {"wal", wal}}.dump(2).c_str());
+        std::printf("%s\n", json_text(json{{"dry_run", a.dry_run}, {"decisions", out}, {"wal", wal}}).c_str());
     return 0;
 }
 
@@ -315,7 +317,7 @@ int run_restore(const RestoreArgs& a)
     }
     out["seconds"] = seconds_since(t0);
     if (a.json)
-        std::printf("%s\n", out.dump(2).c_str());
+        std::printf("%s\n", json_text(out).c_str());
     return 0;
 }
 
@@ -362,6 +364,9 @@ void add_backup_commands(CLI::App& app)
     d->add_option("id", drill.id, "backup ID")->required();
     add_connection_option(d, drill.conn);
     d->add_option("--scratch", drill.scratch, "where the scratch cluster goes (default: a temporary folder)");
+    d->add_option("--os-user", drill.os_user,
+                  "run as root: the account the scratch server runs as (default: the owner of --dir, else "
+                  "postgres)");
     d->add_flag("--json", drill.json, "print JSON");
     d->add_flag("--quiet", drill.quiet, "no progress");
     on_run(d, [] { return run_drill(drill); });

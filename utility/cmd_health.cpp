@@ -2,6 +2,7 @@
 // (a coloured report), scripts (--json) and Prometheus (--prometheus). The exit code is
 // check_postgres's: 0 ok, 1 warning, 2 critical, 3 unknown, also when the server cannot
 // be reached or the report cannot be read, so that a Nagios-style runner can use it as is.
+// --html FILE also writes the dashboard's overview and charts as one self-contained page.
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -14,8 +15,10 @@
 
 #include "commands.hpp"
 #include "connection.hpp"
+#include "dashboard/report_file.hpp"
 #include "error.hpp"
 #include "health.hpp"
+#include "json_text.hpp"
 
 namespace warden::cli {
 
@@ -30,6 +33,7 @@ struct HealthOptions {
     bool prometheus = false;
     bool no_color = false;
     int timeout = 10;
+    std::string html;
 };
 
 double ms_since(Clock::time_point start)
@@ -141,11 +145,14 @@ int run_health(const HealthOptions& opts)
     try {
         conn->exec(fmt::format("SET statement_timeout = '{}s'", opts.timeout));
         auto query_start = Clock::now();
-        auto res = conn->exec("SELECT warden.health_report()::text");
+        // Custom checks (warden.add_check) count like built-in ones, exit code included.
+        auto res = conn->exec("SELECT warden.report_with_custom_checks(warden.health_report())::text");
         report_ms = ms_since(query_start);
         report = nlohmann::json::parse(PQgetvalue(res.get(), 0, 0));
         if (opts.prometheus)
             metrics = PQgetvalue(conn->exec("SELECT warden.metrics()").get(), 0, 0);
+        if (!opts.html.empty())
+            dashboard::write_html_report(*conn, opts.html);
     } catch (const Error& e) {
         if (e.sqlstate() == "3F000" || e.sqlstate() == "42883")
             return unknown("pg_warden is not installed in this database (CREATE EXTENSION "
@@ -161,7 +168,7 @@ int run_health(const HealthOptions& opts)
     if (opts.json) {
         report["response_ms"] = {{"connect", connect_ms}, {"report", report_ms},
                                  {"total", connect_ms + report_ms}};
-        fmt::print("{}\n", report.dump(2));
+        fmt::print("{}\n", json_text(report));
     } else if (opts.prometheus) {
         fmt::print("{}", metrics);
         fmt::print("# HELP warden_health_response_seconds Time warden health took to connect "
@@ -189,6 +196,8 @@ void add_health_commands(CLI::App& app)
                                "print Prometheus text exposition format");
     json->excludes(prom);
     cmd->add_flag("--no-color", opts->no_color, "no colours, even on a terminal");
+    cmd->add_option("--html", opts->html,
+                    "also write the overview and charts to this file, as one self-contained page");
     cmd->add_option("--timeout", opts->timeout, "seconds to wait for the connection and the report")
         ->check(CLI::Range(1, 3600))
         ->capture_default_str();

@@ -7,14 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <future>
 #include <ctime>
-#include <fstream>
 #include <map>
 
 #include "error.hpp"
+#include "fs/safe_file.hpp"
+#include "json_text.hpp"
 #include "migrate_common.hpp"
 
 namespace warden::cli {
@@ -56,7 +58,7 @@ int run_status(bool verify_only)
             j["migrations"].push_back({{"version", r.version}, {"name", r.name}, {"state", r.state},
                                        {"file_checksum", r.file_checksum},
                                        {"applied_checksum", r.applied_checksum}});
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j).c_str());
         return verify_only && problems ? 1 : 0;
     }
     if (!verify_only) {
@@ -106,7 +108,8 @@ int run_create()
     const MigrateOptions& o = options();
     if (!valid_name(o.name))
         usage_error("the name may hold only letters, digits, _ and -");
-    mkdir(o.dir.c_str(), 0755);
+    // Migration files are the project's source, shared like any other: 0755/0644.
+    fs::Dir dir = fs::make_dirs(o.dir, 0755);
     auto files = load_files();
     std::string version;
     if (o.sequential) {
@@ -124,19 +127,31 @@ int run_create()
         if (compare_versions(f.version, version) == 0)
             throw Error(sqlstate::invalid_parameter_value,
                         fmt::format("version {} already exists in {}", version, o.dir));
-    std::string up = fmt::format("{}/{}_{}.up.sql", o.dir, version, o.name);
-    std::string down = fmt::format("{}/{}_{}.down.sql", o.dir, version, o.name);
-    for (const auto& [path, body] :
-         {std::pair{up, std::string("-- Migration ") + version + " " + o.name + ": up\n"},
-          std::pair{down, std::string("-- Migration ") + version + " " + o.name +
-                              ": down (undoes the up script)\n"}}) {
-        std::ofstream out(path, std::ios::binary);
-        out << body;
-        if (!out)
-            throw Error(sqlstate::invalid_parameter_value, "cannot write " + path);
+    std::string up_name = fmt::format("{}_{}.up.sql", version, o.name);
+    std::string down_name = fmt::format("{}_{}.down.sql", version, o.name);
+    std::string up = dir.path_of(up_name);
+    std::string down = dir.path_of(down_name);
+    // O_EXCL: an existing file, or a symlink planted under the new name, is never written.
+    // Both files or neither.
+    std::vector<std::string> created;
+    try {
+        for (const auto& [name, body] :
+             {std::pair{up_name, std::string("-- Migration ") + version + " " + o.name + ": up\n"},
+              std::pair{down_name, std::string("-- Migration ") + version + " " + o.name +
+                                       ": down (undoes the up script)\n"}}) {
+            fs::Fd fd = fs::create_exclusive(dir, name, 0644);
+            created.push_back(name);
+            if (::write(fd.get(), body.data(), body.size()) != static_cast<ssize_t>(body.size()))
+                throw Error("58030", "cannot write " + dir.path_of(name));
+            fd.close(dir.path_of(name));
+        }
+    } catch (...) {
+        for (const auto& name : created)
+            ::unlinkat(dir.fd(), name.c_str(), 0);
+        throw;
     }
     if (o.json)
-        std::printf("%s\n", json({{"version", version}, {"up", up}, {"down", down}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"version", version}, {"up", up}, {"down", down}})).c_str());
     else
         std::printf("created %s\ncreated %s\n", up.c_str(), down.c_str());
     return 0;
@@ -151,7 +166,7 @@ int run_baseline()
     conn.exec_params("SELECT warden.baseline_migrations($1, $2)",
                      {o.version, o.name.empty() ? "baseline" : o.name});
     if (o.json)
-        std::printf("%s\n", json({{"baseline", o.version}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"baseline", o.version}})).c_str());
     else
         std::printf("baseline at version %s: earlier versions count as applied\n", o.version.c_str());
     return 0;
@@ -171,8 +186,8 @@ int run_repair()
     std::string state = PQgetvalue(res.get(), 0, 0);
     std::string invalid = PQgetvalue(res.get(), 0, 1);
     if (o.json) {
-        std::printf("%s\n", json({{"version", o.version}, {"state", state},
-                                  {"invalid_indexes", invalid}}).dump(2).c_str());
+        std::printf("%s\n", json_text(json({{"version", o.version}, {"state", state},
+                                            {"invalid_indexes", invalid}})).c_str());
         return 0;
     }
     std::printf("migration %s is now %s\n", o.version.c_str(), state.c_str());
@@ -206,7 +221,7 @@ int run_history()
         }
     }
     if (o.json)
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j).c_str());
     return 0;
 }
 
@@ -214,8 +229,11 @@ void add_common(CLI::App* cmd, bool with_dir)
 {
     MigrateOptions& o = options();
     add_connection_option(cmd, o.conn);
-    if (with_dir)
+    if (with_dir) {
         cmd->add_option("--dir", o.dir, "folder of migration files (default: migrations)");
+        cmd->add_flag("--follow-symlinks", o.follow_symlinks,
+                      "read .sql files that are symbolic links to files outside --dir (refused by default)");
+    }
     cmd->add_option("--lock-timeout", o.lock_timeout,
                     "how long to wait for another migration (e.g. 500ms, 10s; default: "
                     "warden.migration_lock_timeout)");

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <new>
 
 #include "commands.hpp"
 #include "error.hpp"
@@ -62,8 +63,11 @@ void add_push(CLI::App& wal)
 }
 
 // Exit status above 125 makes the server abort recovery (FATAL) instead of taking the
-// failure for "no such file" and ending recovery early: right for a damaged segment or
-// a wrong --dir, never for a segment that is simply not there yet.
+// failure for "no such file" and ending recovery early, which with --latest would promote
+// a cluster that misses the rest of the WAL. So exit 1 means exactly "no form of this
+// file exists in the archive"; everything else (denied, damaged, too large, a bad
+// archive.json, a wrong --dir, a destination that cannot be written, out of memory)
+// exits 126.
 constexpr int kAbortRecovery = 126;
 
 int fetch_abort(const std::string& why)
@@ -83,16 +87,9 @@ void add_fetch(CLI::App& wal)
     cmd->add_option("name", *name, "name of the WAL file (%f)")->required();
     cmd->add_option("dest", *dest, "where to write it (%p)")->required();
     on_run(cmd, [o, name, dest] {
-        fs::path dir = require_dir(*o);
         try {
-            Archive archive(dir, false);
+            Archive archive(require_dir(*o), false);
             archive.fetch(*name, *dest);
-        } catch (const walarchive::NotArchive& e) {
-            return fetch_abort(e.what());
-        } catch (const Error& e) {
-            if (e.sqlstate() != sqlstate::data_exception)
-                throw;
-            return fetch_abort(e.what());
         } catch (const walarchive::NotFound& e) {
             // Expected at the end of every archive recovery: recovery asks for the next
             // file until one is missing. Exit 1 (not above 125) so it ends normally.
@@ -100,6 +97,10 @@ void add_fetch(CLI::App& wal)
                 std::cout << nlohmann::json{{"file", *name}, {"found", false}}.dump() << "\n";
             std::fprintf(stderr, "warden: %s\n", e.what());
             return 1;
+        } catch (const std::bad_alloc&) {
+            return fetch_abort("out of memory while fetching " + *name);
+        } catch (const std::exception& e) {
+            return fetch_abort(e.what());
         }
         if (o->json)
             std::cout << nlohmann::json{{"file", *name}, {"found", true}}.dump() << "\n";

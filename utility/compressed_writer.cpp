@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "error.hpp"
+#include "fs/safe_file.hpp"
 
 namespace warden {
 
@@ -98,9 +99,9 @@ CompressedWriter::CompressedWriter(const std::string& path, Compression c, int l
                                    int threads)
     : path_(path), method_(c), level_(level), jobs_(static_cast<std::size_t>(threads) + 1)
 {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd_ < 0)
-        throw Error("58030", "could not create \"" + path + "\": " + std::strerror(errno));
+    std::size_t slash = path.rfind('/');
+    fs::Dir dir = fs::Dir::open(slash == std::string::npos ? "." : path.substr(0, slash));
+    fd_ = fs::create_exclusive(dir, path.substr(slash == std::string::npos ? 0 : slash + 1)).release();
     block_.reserve(kBlockSize);
     for (int i = 0; i < threads; ++i)
         workers_.emplace_back([this] { compress_loop(); });

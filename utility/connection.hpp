@@ -35,6 +35,15 @@ private:
     std::unique_ptr<PGconn, PGconnDeleter> conn_;
 };
 
+// `message` with every secret of `conninfo` replaced by ******** (password, sslpassword:
+// the keywords libpq marks secret), also when libpq refused the string and echoed it
+// back, as it does for an invalid URI. Every message that may quote a conninfo goes
+// through here before it is printed.
+std::string mask_secrets(const std::string& message, const std::string& conninfo);
+
+// libpq's messages end in a newline; ours do not.
+std::string trim_message(std::string s);
+
 // Throws warden::Error built from a failed result (SQLSTATE, message, detail, hint).
 [[noreturn]] void throw_result_error(const PGresult* res, PGconn* conn);
 

@@ -142,7 +142,7 @@ std::vector<MigrationFile> load_files()
         throw Error(sqlstate::invalid_parameter_value,
                     fmt::format("cannot read migration folder \"{}\"", options().dir), "",
                     "Pass --dir DIR.");
-    return load_migration_dir(options().dir);
+    return load_migration_dir(options().dir, options().follow_symlinks);
 }
 
 [[noreturn]] void usage_error(const std::string& message)

@@ -14,6 +14,7 @@ namespace warden::cli::migrate {
 struct MigrateOptions {
     ConnectionOptions conn;
     std::string dir = "migrations";
+    bool follow_symlinks = false;  // read .sql symlinks that lead out of --dir
     std::string target;
     std::string lock_timeout;
     bool dry_run = false;

@@ -8,12 +8,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "error.hpp"
-#include "wal_archive.hpp"
+#include "fs/safe_file.hpp"
 #include "wal_names.hpp"
 
 namespace warden::recovery {
@@ -34,6 +34,9 @@ std::string shell_quote(const std::string& s)
         out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
 }
+
+// Far above any real postgresql.auto.conf; a bigger one is refused, not read.
+constexpr std::size_t kMaxAutoConfBytes = 16 << 20;
 
 bool is_recovery_line(const std::string& line)
 {
@@ -97,14 +100,19 @@ void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir
                              const fs::path& warden_bin)
 {
     validate(t);
-    if (!fs::exists(datadir / "PG_VERSION"))
+    // Run as root on a cluster the server account owns, every file in the data directory
+    // is that account's to plant: nothing is followed, and what we write is given to it.
+    warden::fs::Dir data = warden::fs::Dir::open(datadir.string());
+    struct stat dst = data.status();
+    auto pg_version = warden::fs::stat_at(data, "PG_VERSION");
+    if (!pg_version || !S_ISREG(pg_version->st_mode) || pg_version->st_uid != dst.st_uid)
         throw Error(sqlstate::invalid_parameter_value,
                     "\"" + datadir.string() + "\" is not a PostgreSQL data directory");
 
-    fs::path auto_conf = datadir / "postgresql.auto.conf";
     std::vector<std::string> kept;
-    if (fs::exists(auto_conf)) {
-        std::istringstream in(walarchive::read_file(auto_conf));
+    if (auto old = warden::fs::read_small_file(data, "postgresql.auto.conf", kMaxAutoConfBytes,
+                                               dst.st_uid)) {
+        std::istringstream in(*old);
         for (std::string line; std::getline(in, line);)
             if (!is_recovery_line(line))
                 kept.push_back(line);
@@ -127,16 +135,13 @@ void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir
     std::string text;
     for (const auto& l : kept)
         text += l + "\n";
-    walarchive::write_file_durably(datadir, "postgresql.auto.conf", text);
-    walarchive::write_file_durably(datadir, "recovery.signal", "");
-    // Run as root on a data directory the server account owns, the files must stay
-    // readable by the server.
-    struct stat st {};
-    if (::stat(datadir.c_str(), &st) == 0 && ::geteuid() != st.st_uid)
-        for (const char* f : {"postgresql.auto.conf", "recovery.signal"})
-            if (::chown((datadir / f).c_str(), st.st_uid, st.st_gid) != 0)
-                throw Error("58030", fmt::format("could not give {} to the data directory's owner",
-                                                 (datadir / f).string()));
+    // The server's own rule: group-readable files only in a group-readable data directory.
+    mode_t mode = (dst.st_mode & S_IRGRP) ? 0640 : warden::fs::kPrivateFileMode;
+    std::optional<warden::fs::Owner> owner;
+    if (::geteuid() != dst.st_uid)
+        owner = warden::fs::Owner{dst.st_uid, dst.st_gid};
+    warden::fs::write_file_atomically(data, "postgresql.auto.conf", text, mode, owner);
+    warden::fs::write_file_atomically(data, "recovery.signal", "", mode, owner);
 }
 
 fs::path self_executable() { return fs::read_symlink("/proc/self/exe"); }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <new>
 #include <set>
 
 #include "checksum.hpp"
@@ -61,21 +64,111 @@ std::string checksum_line(const std::string& hex, const std::string& name)
     return hex + "  " + name + "\n";
 }
 
-// The recorded checksum of a stored file, or nullopt if its .sha256 is missing or garbled.
+// Small text files of the archive (history, backup history, checksums) are far below this;
+// anything larger is damage, and refused before it is read.
+constexpr std::uint64_t kTextFileLimit = 16 * 1024 * 1024;
+
+// An open file of the archive; closes itself.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd()
+    {
+        if (fd >= 0)
+            ::close(fd);
+    }
+};
+
+// Opens a file for reading without following a symlink. nullopt only when it does not
+// exist (ENOENT): every other failure (permission, a symlink, not a regular file) throws,
+// so that a file that is there but cannot be served is never taken for an absent one.
+std::optional<std::unique_ptr<Fd>> open_existing(const fs::path& p)
+{
+    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        if (errno == ELOOP)
+            throw Error(sqlstate::data_exception, "\"" + p.string() + "\" is a symbolic link");
+        throw_errno("could not open", p);
+    }
+    auto f = std::make_unique<Fd>(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0)
+        throw_errno("could not stat", p);
+    if (!S_ISREG(st.st_mode))
+        throw Error(sqlstate::data_exception, "\"" + p.string() + "\" is not a regular file");
+    return f;
+}
+
+// The whole content of an open file, refused (before reading) if larger than `limit`.
+std::string read_fd_bounded(int fd, const fs::path& p, std::uint64_t limit)
+{
+    struct stat st;
+    if (::fstat(fd, &st) != 0)
+        throw_errno("could not stat", p);
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > limit)
+        throw Error(sqlstate::data_exception, "\"" + p.string() + "\" has " + std::to_string(size) +
+                                                  " bytes, more than the " + std::to_string(limit) +
+                                                  " it may have");
+    std::string out(static_cast<std::size_t>(size), '\0');
+    std::size_t done = 0;
+    while (done < out.size()) {
+        ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw_errno("could not read", p);
+        if (n == 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    out.resize(done);
+    return out;
+}
+
+// The recorded checksum of a stored file, or nullopt if its .sha256 is missing or garbled;
+// an unreadable one throws.
 std::optional<std::string> recorded_checksum(const fs::path& stored)
 {
-    std::ifstream in(stored.string() + ".sha256");
-    std::string hex;
-    if (!(in >> hex) || hex.size() != 64)
+    fs::path p = stored.string() + ".sha256";
+    auto f = open_existing(p);
+    if (!f)
+        return std::nullopt;
+    std::string text = read_fd_bounded((*f)->fd, p, 4096);
+    std::string hex = text.substr(0, text.find_first_of(" \t\n"));
+    if (hex.size() != 64)
         return std::nullopt;
     return hex;
 }
 
-// The uncompressed content of a stored file.
-std::string content_of(const fs::path& stored)
+// The uncompressed content of a stored file: a segment has exactly seg_size bytes, a
+// timeline's last .partial at most that, a text file at most kTextFileLimit.
+std::string content_of_fd(int fd, const fs::path& stored, std::uint64_t seg_size)
 {
-    std::string raw = read_file(stored);
-    return is_compressed(stored.filename().string()) ? zstd_decompress(raw, stored.string()) : raw;
+    std::string n = stored.filename().string();
+    if (!is_compressed(n))
+        return read_fd_bounded(fd, stored, kTextFileLimit);
+    std::string raw = read_fd_bounded(fd, stored, ZSTD_compressBound(seg_size));
+    std::string out = zstd_decompress(raw, seg_size, stored.string());
+    bool partial = wal::classify(n.substr(0, n.size() - 4)) == wal::FileKind::partial_segment;
+    if (!partial && out.size() != seg_size)
+        throw Error(sqlstate::data_exception, "\"" + stored.string() + "\" holds " +
+                                                  std::to_string(out.size()) + " bytes, not the segment size " +
+                                                  std::to_string(seg_size));
+    return out;
+}
+
+std::string content_of(const fs::path& stored, std::uint64_t seg_size)
+{
+    auto f = open_existing(stored);
+    if (!f)
+        throw NotFound(stored.filename().string() + " is not in the archive " +
+                       stored.parent_path().string());
+    return content_of_fd((*f)->fd, stored, seg_size);
 }
 
 void write_all(int fd, const char* data, std::size_t len, const fs::path& p)
@@ -166,16 +259,45 @@ std::string zstd_compress(const std::string& bytes, int level)
     return out;
 }
 
-std::string zstd_decompress(const std::string& compressed, const std::string& what)
+std::string zstd_decompress(const std::string& compressed, std::uint64_t limit, const std::string& what)
 {
-    unsigned long long size = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ULL << 32))
+    auto corrupt = [&](const std::string& why) {
+        return Error(sqlstate::data_exception, "\"" + what + "\" is corrupt: " + why);
+    };
+    // A header that claims more than a segment is refused at once; one that claims less
+    // (or nothing) is still held to the limit below, since the claim itself is not trusted.
+    unsigned long long claimed = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+    if (claimed == ZSTD_CONTENTSIZE_ERROR)
         throw Error(sqlstate::data_exception, "\"" + what + "\" is not a valid zstd file");
-    std::string out(size, '\0');
-    std::size_t n = ZSTD_decompress(out.data(), out.size(), compressed.data(), compressed.size());
-    if (ZSTD_isError(n) || n != size)
-        throw Error(sqlstate::data_exception, "\"" + what + "\" is corrupt: " +
-                                                  (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+    if (claimed != ZSTD_CONTENTSIZE_UNKNOWN && claimed > limit)
+        throw corrupt("its header claims " + std::to_string(claimed) + " bytes, more than the " +
+                      std::to_string(limit) + " it may hold");
+    std::unique_ptr<ZSTD_DCtx, std::size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+    if (!dctx)
+        throw std::bad_alloc();
+    // The decoder's window never needs to exceed the content: a frame asking for more is
+    // refused instead of allocated.
+    int window_log = 10;
+    while ((1ULL << window_log) < limit && window_log < 31)
+        ++window_log;
+    ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, window_log);
+    // One byte more than allowed: output reaching it proves the content is too long.
+    std::string out(static_cast<std::size_t>(limit) + 1, '\0');
+    ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+    ZSTD_outBuffer ob{out.data(), out.size(), 0};
+    for (;;) {
+        std::size_t ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
+        if (ZSTD_isError(ret))
+            throw corrupt(ZSTD_getErrorName(ret));
+        if (ob.pos > limit)
+            throw corrupt("it holds more than the " + std::to_string(limit) + " bytes it may hold");
+        if (in.pos == in.size) {
+            if (ret != 0)
+                throw corrupt("truncated");
+            break;
+        }
+    }
+    out.resize(ob.pos);
     return out;
 }
 
@@ -195,7 +317,7 @@ PushOutcome Archive::push(const fs::path& source)
     std::string name = source.filename().string();
     stored_name(name);  // rejects an unexpected name before reading anything
     std::string bytes = read_file(source);
-    if (wal::classify(name) == wal::FileKind::segment && !fs::exists(dir_ / kIdentityFile))
+    if (wal::classify(name) == wal::FileKind::segment && !identity())
         record_identity("", bytes.size());
     return store(name, bytes);
 }
@@ -207,7 +329,7 @@ PushOutcome Archive::store(const std::string& name, const std::string& bytes)
     fs::path target = dir_ / stored;
     if (fs::exists(target)) {
         auto recorded = recorded_checksum(target);
-        std::string existing = recorded ? *recorded : sha256_hex(content_of(target));
+        std::string existing = recorded ? *recorded : sha256_hex(content_of(target, segment_size()));
         if (existing == hex)
             return PushOutcome::already_present;
         std::string aside = stored + ".conflict-" + hex.substr(0, 12);
@@ -223,13 +345,49 @@ PushOutcome Archive::store(const std::string& name, const std::string& bytes)
     return PushOutcome::stored;
 }
 
+namespace {
+// Writes the fetched file under a temporary name beside dest, then renames it: recovery
+// never sees a half-written segment. The temporary name is created afresh (O_EXCL) and
+// never through a symlink.
+void write_fetched(const fs::path& dest, const std::string& bytes)
+{
+    fs::path tmp = dest;
+    tmp += ".warden-fetch";
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
+        throw_errno("could not remove", tmp);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw_errno("could not create", tmp);
+    try {
+        write_all(fd, bytes.data(), bytes.size(), tmp);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw_errno("could not write", tmp);
+    }
+    if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        errno = e;
+        throw_errno("could not rename into", dest);
+    }
+}
+}  // namespace
+
 void Archive::fetch(const std::string& name, const fs::path& dest)
 {
     std::string stored = stored_name(name);
+    // Read first: a damaged archive.json stops recovery even for a history file.
+    const std::uint64_t seg = segment_size();
+    const bool segment = wal::classify(name) == wal::FileKind::segment;
     fs::path source = dir_ / stored;
     std::string bytes;
-    if (fs::exists(source)) {
-        bytes = content_of(source);
+    if (auto f = open_existing(source)) {
+        bytes = content_of_fd((*f)->fd, source, seg);
         auto recorded = recorded_checksum(source);
         if (!recorded)
             throw Error(sqlstate::data_exception,
@@ -239,70 +397,95 @@ void Archive::fetch(const std::string& name, const fs::path& dest)
             throw Error(sqlstate::data_exception,
                         "refusing " + name + ": checksum mismatch (recorded " +
                             recorded->substr(0, 12) + "..., found " + hex.substr(0, 12) + "...)");
-    } else if (wal::classify(name) == wal::FileKind::segment && fs::exists(dir_ / (name + ".ready"))) {
+    } else if (auto ready = segment ? open_existing(dir_ / (name + ".ready")) : std::nullopt) {
         // Finished and fsynced by the receiver, not yet compressed.
-        bytes = read_file(dir_ / (name + ".ready"));
-    } else if (wal::classify(name) == wal::FileKind::segment &&
-               fs::exists(dir_ / (name + ".partial"))) {
+        fs::path p = dir_ / (name + ".ready");
+        bytes = read_fd_bounded((*ready)->fd, p, seg);
+        if (bytes.size() != seg)
+            throw Error(sqlstate::data_exception, "refusing " + name + ": " + p.filename().string() +
+                                                      " holds " + std::to_string(bytes.size()) +
+                                                      " bytes, not the segment size " + std::to_string(seg));
+    } else if (auto live = segment ? open_existing(dir_ / (name + ".partial")) : std::nullopt) {
         // The receiver's live segment: recovery needs a full-size file; WAL ends at the
         // first zero page, which is where the receiver stopped.
-        bytes = read_file(dir_ / (name + ".partial"));
-        bytes.resize(std::max<std::size_t>(bytes.size(), segment_size()), '\0');
+        bytes = read_fd_bounded((*live)->fd, dir_ / (name + ".partial"), seg);
+        bytes.resize(static_cast<std::size_t>(seg), '\0');
     } else {
         throw NotFound(name + " is not in the archive " + dir_.string());
     }
-    fs::path tmp = dest;
-    tmp += ".warden-fetch";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        out.close();
-        if (!out) {
-            std::error_code ec;
-            fs::remove(tmp, ec);
-            throw Error("58030", "could not write \"" + tmp.string() + "\"");
-        }
+    write_fetched(dest, bytes);
+}
+
+const std::optional<Archive::Identity>& Archive::identity() const
+{
+    if (identity_loaded_)
+        return identity_;
+    fs::path p = dir_ / kIdentityFile;
+    auto f = open_existing(p);
+    identity_loaded_ = true;
+    identity_.reset();
+    if (!f)
+        return identity_;
+    auto bad = [&](const std::string& why) {
+        return Error(sqlstate::data_exception, "invalid " + p.string() + ": " + why, "",
+                     "It records the cluster's system identifier and WAL segment size; restore it from "
+                     "a copy or remove it to have the next push or receiver write it again.");
+    };
+    auto j = nlohmann::json::parse(read_fd_bounded((*f)->fd, p, 65536), nullptr, false);
+    if (!j.is_object())
+        throw bad("not a JSON object");
+    Identity id;
+    auto seg = j.find("wal_segment_size");
+    if (seg == j.end() || !seg->is_number_unsigned())
+        throw bad("wal_segment_size must be a positive integer");
+    id.segment_size = seg->get<std::uint64_t>();
+    if (!wal::valid_segment_size(id.segment_size))
+        throw bad("wal_segment_size " + std::to_string(id.segment_size) +
+                  " is not a power of two from 1 MB to 1 GB");
+    if (auto sys = j.find("system_identifier"); sys != j.end()) {
+        if (!sys->is_string())
+            throw bad("system_identifier must be a string");
+        id.system_identifier = sys->get<std::string>();
     }
-    if (::rename(tmp.c_str(), dest.c_str()) != 0)
-        throw_errno("could not rename into", dest);
+    identity_ = id;
+    return identity_;
 }
 
 std::uint64_t Archive::segment_size() const
 {
-    fs::path p = dir_ / kIdentityFile;
-    if (fs::exists(p)) {
-        auto j = nlohmann::json::parse(read_file(p), nullptr, false);
-        if (j.is_object() && j.contains("wal_segment_size") && j["wal_segment_size"].is_number())
-            return j["wal_segment_size"].get<std::uint64_t>();
-    }
-    return wal::kDefaultSegmentSize;
+    const auto& id = identity();
+    return id ? id->segment_size : wal::kDefaultSegmentSize;
 }
 
 std::optional<std::string> Archive::system_identifier() const
 {
-    fs::path p = dir_ / kIdentityFile;
-    if (!fs::exists(p))
-        return std::nullopt;
-    auto j = nlohmann::json::parse(read_file(p), nullptr, false);
-    if (j.is_object() && j.contains("system_identifier") && j["system_identifier"].is_string() &&
-        !j["system_identifier"].get<std::string>().empty())
-        return j["system_identifier"].get<std::string>();
+    const auto& id = identity();
+    if (id && !id->system_identifier.empty())
+        return id->system_identifier;
     return std::nullopt;
 }
 
 void Archive::record_identity(const std::string& system_identifier, std::uint64_t segment_size)
 {
+    wal::check_segment_size(segment_size, "WAL segment of " + dir_.string());
+    const auto& id = identity();
     auto known = this->system_identifier();
     if (known && !system_identifier.empty() && *known != system_identifier)
         throw Error(sqlstate::object_not_in_prerequisite_state,
                     "the WAL folder " + dir_.string() + " belongs to database system " + *known +
                         ", not to " + system_identifier,
                     "", "Use one backup folder per database cluster.");
-    if (known || (fs::exists(dir_ / kIdentityFile) && system_identifier.empty()))
+    if (id && id->segment_size != segment_size)
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    "the WAL folder " + dir_.string() + " holds segments of " +
+                        std::to_string(id->segment_size) + " bytes, not " + std::to_string(segment_size),
+                    "", "Use one backup folder per database cluster.");
+    if (known || (id && system_identifier.empty()))
         return;
     nlohmann::json j = {{"system_identifier", system_identifier},
                         {"wal_segment_size", segment_size}};
     write_file_durably(dir_, kIdentityFile, j.dump(2) + "\n");
+    identity_loaded_ = false;
 }
 
 std::vector<wal::SegmentId> Archive::segments() const
@@ -382,7 +565,7 @@ ArchiveStatus Archive::status() const
         st.live_partial_age_seconds = age(dir_ / (st.live_partial + ".partial"));
     }
     fs::path lock = dir_ / "receiver.lock";
-    int fd = ::open(lock.c_str(), O_RDONLY);
+    int fd = ::open(lock.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
             st.receiver_running = true;
@@ -403,7 +586,7 @@ bool Archive::has_history(wal::TimeLine tli) const
 
 std::string Archive::read_history(wal::TimeLine tli) const
 {
-    return read_file(dir_ / wal::history_name(tli));
+    return content_of(dir_ / wal::history_name(tli), segment_size());
 }
 
 VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts)
@@ -432,7 +615,7 @@ VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn
         }
         std::string hex;
         try {
-            hex = sha256_hex(content_of(dir_ / n));
+            hex = sha256_hex(content_of(dir_ / n, seg));
         } catch (const std::exception& e) {
             report.problems.push_back({n, e.what()});
             continue;

@@ -87,7 +87,9 @@ public:
 
     // restore_command: writes `name` to `dest`, checked against its SHA-256. A segment
     // that exists only as the receiver's live .partial is served from it, zero-padded to
-    // the segment size (what recovery with --latest needs). Throws NotFound if absent.
+    // the segment size (what recovery with --latest needs). Throws NotFound only when no
+    // form of the file exists (ENOENT); a file that exists but cannot be served (denied,
+    // damaged, too large, bad archive.json, destination not writable) throws anything else.
     void fetch(const std::string& name, const fs::path& dest);
 
     // Checks every checksum and that no segment is missing between each start point and
@@ -95,7 +97,8 @@ public:
     // LSNs of kept backups (with their timeline); empty means from the oldest segment.
     VerifyReport verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts);
 
-    // Segment size and system identifier recorded by the first receiver or push.
+    // Segment size and system identifier recorded by the first receiver or push; the
+    // default size when archive.json does not exist yet. A damaged archive.json throws.
     std::uint64_t segment_size() const;
     std::optional<std::string> system_identifier() const;
     // Records them, or throws if the archive already belongs to another system.
@@ -110,7 +113,17 @@ public:
     std::string read_history(wal::TimeLine tli) const;
 
 private:
+    struct Identity {
+        std::string system_identifier;
+        std::uint64_t segment_size = 0;
+    };
+    // archive.json, read once and validated (a segment size PostgreSQL could have, not 0
+    // or 2^40); nullopt when there is none yet. Anything invalid throws a one-line error.
+    const std::optional<Identity>& identity() const;
+
     fs::path dir_;
+    mutable bool identity_loaded_ = false;
+    mutable std::optional<Identity> identity_;
 };
 
 // File helpers the receiver also uses.
@@ -120,6 +133,8 @@ void write_file_durably(const fs::path& dir, const std::string& name, const std:
 std::string read_file(const fs::path& p);
 // Level 1: WAL compresses about as well as at 3, for half the CPU the database shares.
 std::string zstd_compress(const std::string& bytes, int level = 1);
-std::string zstd_decompress(const std::string& compressed, const std::string& what);
+// Never allocates what the frame header claims: the output streams into `limit` bytes
+// (the segment size) and content that would exceed it is an error.
+std::string zstd_decompress(const std::string& compressed, std::uint64_t limit, const std::string& what);
 
 }  // namespace warden::walarchive

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "catalog_files.hpp"
 #include "error.hpp"
 #include "wal_archive.hpp"
 #include "wal_prune.hpp"
@@ -19,6 +20,12 @@ namespace {
 // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" from a backup history file.
 std::optional<std::pair<wal::TimeLine, wal::Lsn>> read_backup_history(const fs::path& p)
 {
+    // The server writes a few hundred bytes; anything near this is damage, not a file to read.
+    constexpr std::uintmax_t kLimit = 64 * 1024;
+    std::error_code ec;
+    if (fs::is_symlink(p, ec) || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > kLimit)
+        throw Error(sqlstate::data_exception, "\"" + p.string() + "\" is not a backup history file " +
+                                                  "(a symlink, not a regular file, or larger than 64 kB)");
     std::ifstream in(p);
     const std::string key = "START WAL LOCATION: ";
     for (std::string line; std::getline(in, line);) {

@@ -126,7 +126,7 @@ class FolderLock {
 public:
     explicit FolderLock(const fs::path& path)
     {
-        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0640);
+        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd_ < 0)
             io_failure("could not open", path);
         if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -522,7 +522,7 @@ void Session::open_segment(std::uint64_t segno)
                 fs::remove(e.path());
         }
     });
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ < 0)
         io_failure("could not create", path);
     // Zero-filled to full size up front, as pg_receivewal does: later fsyncs then flush

@@ -59,8 +59,10 @@ root_tests=$(cd tests/root 2>/dev/null && ls *.pl 2>/dev/null | grep -E "${ONLY:
 if [ "$(id -u)" -eq 0 ] && [ -n "$root_tests" ]; then
   echo "== TAP as root (prove)"
   mkdir -p "$work/root" && chmod 755 "$work/root"
+  pgxs=$(dirname "$(dirname "$("$bindir/pg_config" --pgxs)")")
   ( cd "$work/root" && PATH="$bindir:$PATH" WARDEN_BIN="$root/build/utility/warden" \
-    WARDEN_ROOT="$root" ROOT_TESTDIR="$work/root" prove $root_tests ) 2>&1 | tee "$work/root/out"
+    WARDEN_ROOT="$root" ROOT_TESTDIR="$work/root" TESTDIR="$work/root" \
+    prove -I "$pgxs/test/perl" $root_tests ) 2>&1 | tee "$work/root/out"
   root_rc=${PIPESTATUS[0]}
   [ "$root_rc" -eq 0 ] || suites_rc=1
   total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/root/out")

@@ -55,7 +55,8 @@ if [ -n "$tap_files" ]; then
     PG_REGRESS="$pgxs/test/regress/pg_regress" TEMP_CONFIG="$conf" TESTDIR="$work/tap" \
     WARDEN_ROOT="$root" prove -I "$pgxs/test/perl" -I "$root/tests/t" $tap_files ) \
     2>&1 | tee "$work/tap/out"
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  tap_rc=${PIPESTATUS[0]}
+  if [ "$tap_rc" -ne 0 ]; then
     rc=1
     for log in "$work"/tap/tmp_check/log/regress_log_*; do
       [ -f "$log" ] && { echo "---- $log (tail)"; tail -n 60 "$log"; }
@@ -64,7 +65,8 @@ if [ -n "$tap_files" ]; then
   total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/tap/out")
   bad=$(sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' "$work/tap/out" | awk '{s += $1} END {print s + 0}')
   total=${total:-0} bad=${bad:-0}
-  [ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+  # prove failed without naming failed subtests (a script died): count it as one failure.
+  [ "$tap_rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
   echo "tap $((total - bad)) $bad" >>"$work/results"
 fi
 exit $rc

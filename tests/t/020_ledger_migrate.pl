@@ -1,6 +1,7 @@
 # warden migrate end to end: the auth-service sample applies and rolls back cleanly, bad
 # input is refused with nothing applied, a killed non-transactional migration is
-# repaired, and a held migration lock times out naming its holder.
+# repaired, a held migration lock times out naming its holder, and a down script runs as
+# the role that applied its migration.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -270,6 +271,38 @@ is($rc, 1, 'lock timeout: exit 1');
 like($err, qr/another migration holds the migration lock; gave up after 300 ms/, 'lock timeout reason');
 sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock_holder'");
 $holder->finish;
+
+# ---- a down script runs as the role that applied its migration ----
+sql(q{CREATE ROLE deployer LOGIN IN ROLE warden_admin;
+       GRANT USAGE, CREATE ON SCHEMA public TO deployer;
+       CREATE TABLE down_ran_as (who name);
+       GRANT INSERT ON down_ran_as TO deployer});
+my $as_deployer = "$db user=deployer";
+my $owned = folder(
+	'001_ok.sql' => "CREATE TABLE ok1 (a int);\n",
+	'040_owned.up.sql' => "CREATE TABLE owned (a int);\n",
+	'040_owned.down.sql' => "INSERT INTO down_ran_as SELECT current_user;\nDROP TABLE owned;\n");
+($rc, $out, $err) = warden('migrate', 'up', '-d', $as_deployer, '--dir', $owned);
+is($rc, 0, 'a warden_admin member applies a migration with a down script');
+($rc, $out, $err) = warden('migrate', 'down', '-d', $db);
+is($rc, 0, 'a superuser rolls it back');
+is(sql('SELECT string_agg(who::text, \',\') FROM down_ran_as'), 'deployer',
+	'its down script ran as the member that applied it');
+is(sql("SELECT to_regclass('owned') IS NULL"), 't', 'and undid the migration');
+warden('migrate', 'up', '-d', $as_deployer, '--dir', $owned);
+($rc, $out, $err) = warden('migrate', 'down', '-d', $as_deployer);
+is($rc, 0, 'the member rolls back its own migration');
+my $by_superuser = folder(
+	'001_ok.sql' => "CREATE TABLE ok1 (a int);\n",
+	'041_super.up.sql' => "CREATE TABLE super_owned (a int);\n",
+	'041_super.down.sql' => "DROP TABLE super_owned;\n");
+($rc, $out, $err) = warden('migrate', 'up', '-d', $db, '--dir', $by_superuser);
+is($rc, 0, 'a superuser applies a migration with a down script');
+($rc, $out, $err) = warden('migrate', 'down', '-d', $as_deployer);
+is($rc, 1, 'the member may not run the superuser\'s down script: exit 1');
+like($err, qr/^warden: cannot roll back migration 041: it was applied by role "\w+"/,
+	'the reason names the role that applied it');
+is(sql("SELECT state FROM warden.migrations WHERE version = '041'"), 'applied', 'nothing was rolled back');
 
 $node->stop('fast');
 done_testing();

@@ -1,15 +1,9 @@
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
-
 #include "backup_catalog.hpp"
 #include "error.hpp"
 
 using namespace warden;
-namespace fs = std::filesystem;
 
 namespace {
 BackupInfo sample(const std::string& id)
@@ -33,16 +27,6 @@ BackupInfo sample(const std::string& id)
     b.tablespaces.push_back({"16384", "/srv/ts", "16384.tar.gz"});
     return b;
 }
-
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/warden_catalog_test.XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 }  // namespace
 
 TEST_CASE("backup.json round-trips every field", "[backup_catalog]")
@@ -81,37 +65,25 @@ TEST_CASE("backup IDs are timestamps and nothing else", "[backup_catalog]")
     REQUIRE_FALSE(parse_iso8601_utc("yesterday").has_value());
 }
 
-TEST_CASE("the catalog lists complete backups and names the unusable folders",
-          "[backup_catalog]")
-{
-    TempDir dir;
-    fs::create_directory(dir.path / "20261123T030000Z");
-    write_description((dir.path / "20261123T030000Z").string(), sample("20261123T030000Z"));
-    fs::create_directory(dir.path / ".partial-20261123T040000Z");
-    fs::create_directory(dir.path / "20261123T050000Z");  // no backup.json
-    fs::create_directory(dir.path / "20261123T060000Z");
-    std::ofstream(dir.path / "20261123T060000Z" / "backup.json") << "{\"format\": 1,";
-
-    CatalogListing l = load_catalog(dir.path.string());
-    REQUIRE(l.backups.size() == 1);
-    REQUIRE(l.backups[0].id == "20261123T030000Z");
-    REQUIRE(l.unusable.size() == 3);
-    REQUIRE(l.unusable[0].first == ".partial-20261123T040000Z");
-
-    REQUIRE(load_backup(dir.path.string(), "20261123T030000Z").label == "nightly");
-    REQUIRE_THROWS_WITH(load_backup(dir.path.string(), "20991231T000000Z"),
-                        Catch::Contains("unknown backup ID"));
-    REQUIRE_THROWS_WITH(load_backup(dir.path.string(), "../x"),
-                        Catch::Contains("unknown backup ID"));
-    REQUIRE_THROWS_AS(load_catalog((dir.path / "missing").string()), Error);
-}
-
 TEST_CASE("a backup.json that names another folder is not trusted", "[backup_catalog]")
 {
-    TempDir dir;
-    fs::create_directory(dir.path / "20261123T030000Z");
-    write_description((dir.path / "20261123T030000Z").string(), sample("20261123T020000Z"));
-    CatalogListing l = load_catalog(dir.path.string());
-    REQUIRE(l.backups.empty());
-    REQUIRE(l.unusable.size() == 1);
+    std::string text = to_json_text(sample("20261123T020000Z"));
+    REQUIRE(description_for_folder("20261123T020000Z", text).label == "nightly");
+    REQUIRE_THROWS_WITH(description_for_folder("20261123T030000Z", text),
+                        Catch::Contains("names backup 20261123T020000Z, not its folder"));
+    REQUIRE_THROWS_WITH(description_for_folder("20261123T030000Z", "{\"format\": 1,"),
+                        Catch::Contains("unreadable backup.json"));
+}
+
+TEST_CASE("a listing is sorted by finish time, then ID", "[backup_catalog]")
+{
+    CatalogListing l;
+    l.backups = {sample("20261123T030000Z-2"), sample("20261123T030000Z"), sample("20261122T030000Z")};
+    l.backups[2].finished_at = "2026-11-24T00:00:00Z";
+    l.unusable = {{"b", "x"}, {"a", "y"}};
+    sort_listing(l);
+    REQUIRE(l.backups[0].id == "20261123T030000Z");
+    REQUIRE(l.backups[1].id == "20261123T030000Z-2");
+    REQUIRE(l.backups[2].id == "20261122T030000Z");
+    REQUIRE(l.unusable[0].first == "a");
 }

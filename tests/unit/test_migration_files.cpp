@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "checksum.hpp"
 #include "error.hpp"
 #include "migration_files.hpp"
@@ -136,4 +141,47 @@ TEST_CASE("ledger: CRLF and LF files get one checksum, a changed byte another", 
 TEST_CASE("ledger: an unreadable folder is an error", "[migration_files]")
 {
     REQUIRE_THROWS_AS(load_migration_dir("/nonexistent/migrations"), Error);
+}
+
+namespace {
+struct MigrationTempDir {
+    std::string path;
+    MigrationTempDir()
+    {
+        char tmpl[] = "/tmp/warden_migrations_test.XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~MigrationTempDir() { std::filesystem::remove_all(path); }
+    void write(const std::string& name, const std::string& text) const
+    {
+        std::ofstream(path + "/" + name) << text;
+    }
+};
+}  // namespace
+
+TEST_CASE("ledger: a symlink that leaves the folder is refused unless followed", "[migration_files]")
+{
+    MigrationTempDir tmp;
+    std::filesystem::create_directory(tmp.path + "/migrations");
+    std::string dir = tmp.path + "/migrations";
+    tmp.write("secret.sql", "SELECT 'outside';\n");
+    tmp.write("migrations/1_a.sql", "SELECT 1;\n");
+    tmp.write("migrations/shared.sql.txt", "SELECT 2;\n");
+    // A link inside the folder is the folder's own content.
+    std::filesystem::create_symlink("shared.sql.txt", dir + "/2_b.sql");
+    std::filesystem::create_symlink(tmp.path + "/secret.sql", dir + "/3_c.sql");
+    REQUIRE_THROWS_WITH(load_migration_dir(dir),
+                        Catch::Contains("\"3_c.sql\" is a symbolic link to \"") &&
+                            Catch::Contains("outside the migration folder"));
+    auto set = load_migration_dir(dir, true);
+    REQUIRE(set.size() == 3);
+    REQUIRE(set[2].up_sql == "SELECT 'outside';\n");
+    std::filesystem::remove(dir + "/3_c.sql");
+    // A relative link climbing out is caught the same way.
+    std::filesystem::create_symlink("../secret.sql", dir + "/3_c.sql");
+    REQUIRE_THROWS_WITH(load_migration_dir(dir), Catch::Contains("outside the migration folder"));
+    std::filesystem::remove(dir + "/3_c.sql");
+    set = load_migration_dir(dir);
+    REQUIRE(set.size() == 2);
+    REQUIRE(set[1].up_sql == "SELECT 2;\n");
 }

@@ -111,3 +111,25 @@ TEST_CASE("wal: the first missing segment along a timeline chain", "[wal]")
     REQUIRE(miss);
     REQUIRE(*miss == SegmentId{1, 2});
 }
+
+TEST_CASE("wal: segment sizes are PostgreSQL's powers of two from 1 MB to 1 GB", "[wal]")
+{
+    REQUIRE(valid_segment_size(1ULL << 20));
+    REQUIRE(valid_segment_size(k16M));
+    REQUIRE(valid_segment_size(1ULL << 30));
+    REQUIRE_FALSE(valid_segment_size(0));
+    REQUIRE_FALSE(valid_segment_size(3));
+    REQUIRE_FALSE(valid_segment_size(1ULL << 19));
+    REQUIRE_FALSE(valid_segment_size(1ULL << 31));
+    REQUIRE_FALSE(valid_segment_size(1ULL << 40));
+    REQUIRE_FALSE(valid_segment_size(k16M + 1));
+    REQUIRE_THROWS_WITH(check_segment_size(0, "archive.json"),
+                        Catch::Contains("archive.json: invalid WAL segment size 0"));
+    // Every function that divides by the size refuses a bad one instead of trapping (SIGFPE).
+    REQUIRE_THROWS_AS(segment_name(1, 1, 0), warden::Error);
+    REQUIRE_THROWS_AS(parse_segment_name("000000010000000000000001", 0), warden::Error);
+    REQUIRE_THROWS_AS(parse_segment_name("000000010000000000000001", 3), warden::Error);
+    auto chain = timeline_chain(1, {});
+    REQUIRE_THROWS_AS(timeline_for_segment(chain, 1, 0), warden::Error);
+    REQUIRE_THROWS_AS(first_missing_segment(chain, 0, 1, {}, 0), warden::Error);
+}

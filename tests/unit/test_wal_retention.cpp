@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "error.hpp"
 #include "wal_retention.hpp"
 
 using namespace warden::wal;
@@ -59,4 +60,11 @@ TEST_CASE("wal: prune ranges split per timeline and at holes", "[wal]")
     REQUIRE(plan.ranges[1].files.size() == 2);
     REQUIRE(plan.ranges[2].first == "000000020000000000000004");
     REQUIRE(plan.ranges[2].last == "000000020000000000000005");
+}
+
+TEST_CASE("wal: prune refuses an invalid segment size instead of dividing by it", "[wal]")
+{
+    std::vector<std::string> stored = {"000000010000000000000001.zst"};
+    REQUIRE_THROWS_AS(plan_wal_prune(stored, {{"b", 1, 0x9000000}}, 0), warden::Error);
+    REQUIRE_THROWS_AS(plan_wal_prune(stored, {}, 1ULL << 40), warden::Error);
 }
