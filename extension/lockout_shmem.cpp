@@ -736,6 +736,11 @@ void lockout_writer_detach(Oid db)
     SpinLockRelease(&shared->writers_mutex);
 }
 
+int lockout_capacity(void)
+{
+    return capacity;
+}
+
 int lockout_batch_max(void)
 {
     return Min(queue_size, 10000);

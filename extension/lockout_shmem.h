@@ -184,6 +184,7 @@ void lockout_unflushed(const uint64* seqs, int nseqs);
 void lockout_discard(const LockoutDirtyCopy* copies, int ncopies);
 void lockout_evict_idle(void);
 int lockout_batch_max(void);
+int lockout_capacity(void);
 
 // In the writer's transaction, with SPI connected: inserts events into
 // warden.security_events (lockout_writer.cpp).

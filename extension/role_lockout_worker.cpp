@@ -41,9 +41,14 @@ const char* const policy_sql =
     " p.permanent_after, p.source_threshold, p.source_window, p.allowed_sources"
     " FROM warden.lockout_policy p";
 
+// Locks first: role names that only an attacker ever tried may fill the table, never the
+// shared memory (at most half of it), and a lock in force is never left out.
 const char* const rows_sql =
     "SELECT r.role_name, r.failures, r.window_start, r.last_failure_at, r.lockouts, r.locked_until"
-    " FROM warden.role_login_attempts r";
+    " FROM warden.role_login_attempts r"
+    " WHERE r.locked_until > pg_catalog.now() OR r.failures > 0"
+    " ORDER BY r.locked_until > pg_catalog.now() DESC, r.last_failure_at DESC NULLS LAST"
+    " LIMIT $1";
 
 const char* const bootstrap_sql = "SELECT a.rolname FROM pg_catalog.pg_authid a WHERE a.oid = 10";
 
@@ -150,7 +155,9 @@ bool row_loader(const LockoutKey*, void* arg, LockoutState* out)
 // before a restart of this worker alone, is newer and stays).
 void load_rows()
 {
-    if (SPI_execute(rows_sql, true, 0) != SPI_OK_SELECT)
+    Oid types[1] = {INT4OID};
+    Datum limit[1] = {Int32GetDatum(lockout_capacity() / 2)};
+    if (SPI_execute_with_args(rows_sql, 1, types, limit, nullptr, true, 0) != SPI_OK_SELECT)
         elog(ERROR, "pg_warden: reading warden.role_login_attempts failed");
     SPITupleTable* rows = SPI_tuptable;
     uint64 n = SPI_processed;
