@@ -25,6 +25,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -113,9 +114,21 @@ struct JobStart {
     char call_sql[2 * NAMEDATALEN * 2 + 32];
 };
 
+// After the library was upgraded and before ALTER EXTENSION UPDATE, the SQL objects are
+// 1.1's, whose bookkeeping would run every job as the bootstrap superuser: refuse instead.
+static void require_job_owner_objects(void)
+{
+    List* fn = list_make2(makeString(pstrdup("warden")), makeString(pstrdup("_job_start")));
+    if (FuncnameGetCandidates(fn, 2, NIL, false, false, false, true) == NULL)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("pg_warden's SQL objects are older than its library: no job runs"),
+                        errhint("Run ALTER EXTENSION pg_warden UPDATE.")));
+}
+
 // Runs one bookkeeping statement in its own SPI connection and commits it.
 static void begin_job(const char* name, bool only_if_due, JobStart* out)
 {
+    require_job_owner_objects();
     Oid types[2] = {TEXTOID, BOOLOID};
     Datum values[2] = {CStringGetTextDatum(name), BoolGetDatum(only_if_due)};
 

@@ -3,6 +3,9 @@
 # data directory's owner) instead of starting a cluster.
 use strict;
 use warnings;
+# Loaded at compile time so that their INIT blocks (log and scratch folders) run.
+use PostgreSQL::Test::Cluster ();
+use PostgreSQL::Test::Utils ();
 my $test = "$ENV{WARDEN_ROOT}/tests/t/095_utility_files.pl";
 do $test;
 die "$test: $@" if $@;
