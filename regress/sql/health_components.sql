@@ -16,6 +16,8 @@ WHERE check_name IN ('migrations_running', 'migrations_failed') ORDER BY 1;
 -- Failed logins and lockouts of the last hour: 12 failures (warning at 10), locking the
 -- account on the way.
 SELECT count(*) FROM (SELECT warden.login_failed('mallory@example.com') FROM generate_series(1, 12)) f;
+-- The events are written outside the caller's transaction, a moment later: wait for them.
+SELECT warden.lockout_flush() \gset
 SELECT check_name, status, value, detail FROM warden.health_check()
 WHERE check_name IN ('failed_logins', 'lockouts') ORDER BY 1;
 

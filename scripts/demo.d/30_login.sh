@@ -13,7 +13,8 @@ bold "Five failed logins for alice@example.com: the fifth locks the account for 
 bold "The right password does not help while locked (retry_after_seconds says how long to wait)"
 psql -X -q -c "SELECT * FROM warden.login_succeeded('alice@example.com', '203.0.113.7')"
 
-bold "Every failure and the lockout are security events"
+bold "Every failure and the lockout are security events (written outside the caller's transaction)"
+psql -X -q -c "SELECT warden.lockout_flush()" >/dev/null
 psql -X -q -c "SELECT event_type, principal, source, failures, detail
                FROM warden.security_events ORDER BY id"
 
