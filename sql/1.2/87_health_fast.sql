@@ -209,7 +209,8 @@ BEGIN
         -- a poll every minute then never reads a table of millions of sessions in full,
         -- and the status is the same, since the cap lies beyond every level. A table that
         -- reaches the cap shows as "at least" in the detail.
-        SELECT greatest(coalesce(greatest(t.warning, t.critical), 0) * 10, 10000)::bigint INTO cap
+        -- (A level beyond any table's size still gives a number: the cap stops at 10^12.)
+        SELECT least(greatest(coalesce(greatest(t.warning, t.critical), 0) * 10, 10000), 1e12)::bigint INTO cap
         FROM warden.health_thresholds t WHERE t.check_name = 'sessions_active';
         cap := coalesce(cap, 10000);
         FOR p IN SELECT * FROM warden.expiry_policies ORDER BY tbl::text LOOP
