@@ -178,7 +178,9 @@ SELECT e.source,
 FROM warden._database_size_estimate() e;
 SELECT d.size_bytes = e.size_bytes AS view_uses_it
 FROM warden.health_databases d, warden._database_size_estimate() e WHERE d.datname = current_database();
-SELECT c->>'value' = e.size_bytes::text AS check_uses_it
+SELECT c->>'value' = e.size_bytes::text AS check_uses_it,
+       c->>'detail' = format('about %s (catalog estimate (relpages), no snapshot in the last 15 minutes)',
+                             pg_size_pretty(e.size_bytes)) AS detail_says_so
 FROM warden.health_report() r, jsonb_array_elements(r->'checks') c, warden._database_size_estimate() e
 WHERE c->>'check' = 'database_size';
 -- The oldest tables for wraparound, as the view orders them; none for 0; a negative count

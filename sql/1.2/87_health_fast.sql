@@ -53,6 +53,280 @@ SELECT CASE WHEN db = (SELECT d.oid FROM pg_database d WHERE d.datname = current
             ELSE pg_database_size(db) END
 $$;
 
+-- The 1.1 measurements with one change: the database_size check says where its value
+-- comes from (a snapshot, or "about" and the catalog estimate).
+CREATE OR REPLACE FUNCTION warden._health_measure()
+RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean, facts jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    note text;
+BEGIN
+    BEGIN
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH a AS MATERIALIZED (
+            SELECT s.pid, s.state, s.xact_start, s.query_start, s.state_change
+            FROM pg_stat_activity s WHERE s.backend_type = 'client backend'
+        ), others AS (
+            SELECT * FROM a WHERE a.pid <> pg_backend_pid()
+        ), q AS (
+            SELECT o.pid, greatest(extract(epoch FROM now() - o.query_start), 0) AS secs
+            FROM others o WHERE o.state = 'active' ORDER BY o.query_start LIMIT 1
+        ), t AS (
+            SELECT o.pid, greatest(extract(epoch FROM now() - o.xact_start), 0) AS secs
+            FROM others o WHERE o.xact_start IS NOT NULL ORDER BY o.xact_start LIMIT 1
+        ), i AS (
+            SELECT o.pid, greatest(extract(epoch FROM now() - o.state_change), 0) AS secs
+            FROM others o WHERE o.state LIKE 'idle in transaction%' ORDER BY o.state_change LIMIT 1
+        ), w AS (
+            SELECT count(DISTINCT k.pid) AS n,
+                   greatest(max(extract(epoch FROM now() - k.waitstart)), 0) AS secs
+            FROM pg_locks k WHERE NOT k.granted
+        )
+        SELECT 'connections',
+               round(100.0 * (SELECT count(*) FROM a) / current_setting('max_connections')::numeric, 1),
+               format('%s of %s connections: %s active, %s idle in transaction',
+                      (SELECT count(*) FROM a), current_setting('max_connections'),
+                      (SELECT count(*) FROM a WHERE a.state = 'active'),
+                      (SELECT count(*) FROM a WHERE a.state LIKE 'idle in transaction%')),
+               true
+        UNION ALL
+        SELECT 'long_queries', coalesce((SELECT round(q.secs, 1) FROM q), 0),
+               coalesce((SELECT format('pid %s', q.pid) FROM q), 'no statement running'), true
+        UNION ALL
+        SELECT 'long_transactions', coalesce((SELECT round(t.secs, 1) FROM t), 0),
+               coalesce((SELECT format('pid %s', t.pid) FROM t), 'no open transaction'), true
+        UNION ALL
+        SELECT 'idle_in_transaction', coalesce((SELECT round(i.secs, 1) FROM i), 0),
+               coalesce((SELECT format('pid %s', i.pid) FROM i), 'no session idle in transaction'), true
+        UNION ALL
+        SELECT 'blocked_sessions', coalesce(round(w.secs, 1), 0),
+               CASE WHEN w.n = 0 THEN 'no session waits for a lock'
+                    ELSE format('%s sessions wait for a lock; chains: %s', w.n,
+                                (SELECT string_agg(DISTINCT b.lock_chain, '; ')
+                                 FROM warden.health_blocking b)) END,
+               true
+        FROM w) g;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['connections', 'long_queries', 'long_transactions',
+                          'idle_in_transaction', 'blocked_sessions']) n;
+    END;
+
+    BEGIN
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH d AS (
+            SELECT s.blks_hit, s.blks_read, s.xact_commit, s.xact_rollback
+            FROM pg_stat_database s WHERE s.datname = current_database()
+        ), x AS (
+            SELECT db.datname, age(db.datfrozenxid) AS xid_age, mxid_age(db.datminmxid) AS mxid_age
+            FROM pg_database db
+        )
+        -- A database that has hardly been used has read everything from disk once, and a
+        -- handful of transactions make any ratio; neither says anything yet.
+        SELECT 'cache_hit_ratio',
+               CASE WHEN d.blks_hit + d.blks_read >= 100000
+                    THEN round(100.0 * d.blks_hit / (d.blks_hit + d.blks_read), 2) END,
+               CASE WHEN d.blks_hit + d.blks_read >= 100000
+                    THEN format('%s hits, %s reads', d.blks_hit, d.blks_read)
+                    ELSE format('only %s block accesses since the statistics reset; judged from 100000',
+                                d.blks_hit + d.blks_read) END,
+               d.blks_hit + d.blks_read >= 100000
+        FROM d
+        UNION ALL
+        SELECT 'rollback_ratio',
+               CASE WHEN d.xact_commit + d.xact_rollback >= 1000
+                    THEN round(100.0 * d.xact_rollback / (d.xact_commit + d.xact_rollback), 2) END,
+               CASE WHEN d.xact_commit + d.xact_rollback >= 1000
+                    THEN format('%s rolled back, %s committed', d.xact_rollback, d.xact_commit)
+                    ELSE format('only %s transactions since the statistics reset; judged from 1000',
+                                d.xact_commit + d.xact_rollback) END,
+               d.xact_commit + d.xact_rollback >= 1000
+        FROM d
+        UNION ALL
+        SELECT 'database_size', z.size_bytes::numeric,
+               format('%s%s (%s)', CASE WHEN z.source LIKE 'snapshot %' THEN '' ELSE 'about ' END,
+                      pg_size_pretty(z.size_bytes), z.source), true
+        FROM warden._database_size_estimate() z
+        UNION ALL
+        (SELECT 'xid_age', x.xid_age::numeric, format('database %s', x.datname), true
+         FROM x ORDER BY x.xid_age DESC LIMIT 1)
+        UNION ALL
+        (SELECT 'mxid_age', x.mxid_age::numeric, format('database %s', x.datname), true
+         FROM x ORDER BY x.mxid_age DESC LIMIT 1)) g;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['cache_hit_ratio', 'rollback_ratio', 'database_size', 'xid_age',
+                          'mxid_age']) n;
+    END;
+
+    -- Tables and indexes: one pass each, and the lists the report shows ride along in
+    -- facts, so that health_report() does not scan 10,000 tables a second time.
+    BEGIN
+        RETURN QUERY
+        WITH t AS MATERIALIZED (
+            -- Straight from the C pass: no per-row numeric work for 10,000 tables; the
+            -- percentages are computed for the rows shown.
+            SELECT s.relid, s.relpages, s.n_live_tup, s.n_dead_tup, s.autovacuum_due,
+                   s.autoanalyze_due, s.last_autovacuum
+            FROM warden._table_stats() s
+        ), worst AS (
+            SELECT t.relid, t.n_live_tup, t.n_dead_tup FROM t
+            WHERE t.n_live_tup + t.n_dead_tup >= 10000
+            ORDER BY t.n_dead_tup::float8 / (t.n_live_tup + t.n_dead_tup) DESC LIMIT 1
+        )
+        SELECT 'dead_tuples',
+               coalesce((SELECT round(100.0 * w.n_dead_tup / (w.n_live_tup + w.n_dead_tup), 1)
+                         FROM worst w), 0),
+               coalesce((SELECT format('%s: %s dead tuples', w.relid::regclass, w.n_dead_tup)
+                         FROM worst w),
+                        'no table with 10,000 rows or more'),
+               true,
+               (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                           'relation', d.relid::regclass::text, 'n_dead_tup', d.n_dead_tup,
+                           'dead_pct', round(100.0 * d.n_dead_tup / nullif(d.n_live_tup + d.n_dead_tup, 0), 1),
+                           'last_autovacuum', d.last_autovacuum,
+                           'autovacuum_due', d.autovacuum_due) ORDER BY d.n_dead_tup DESC), '[]')
+                FROM (SELECT * FROM t WHERE t.n_dead_tup > 0 ORDER BY t.n_dead_tup DESC LIMIT 10) d)
+        UNION ALL
+        SELECT 'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due)::numeric,
+               format('%s of %s tables', count(*) FILTER (WHERE t.autovacuum_due), count(*)), true,
+               jsonb_build_object(
+                   'count', count(*),
+                   'autovacuum_due', count(*) FILTER (WHERE t.autovacuum_due),
+                   'autoanalyze_due', count(*) FILTER (WHERE t.autoanalyze_due),
+                   'largest', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                          'relation', l.relid::regclass::text,
+                                          'total_bytes', pg_total_relation_size(l.relid))
+                                          ORDER BY l.relpages DESC), '[]')
+                               FROM (SELECT * FROM t ORDER BY t.relpages DESC LIMIT 10) l))
+        FROM t;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['dead_tuples', 'autovacuum_due']) n;
+    END;
+
+    BEGIN
+        RETURN QUERY
+        WITH i AS MATERIALIZED (
+            SELECT s.indexrelid::regclass AS index, s.invalid, s.unused,
+                   s.duplicate_of::regclass AS duplicate_of, s.estimated_bytes
+            FROM warden._index_stats(true) s
+        )
+        SELECT 'invalid_indexes', count(*)::numeric,
+               coalesce(string_agg(i.index::text, ', ' ORDER BY i.index::text), 'none'), true,
+               coalesce(jsonb_agg(i.index::text ORDER BY i.index::text), '[]')
+        FROM i WHERE i.invalid
+        UNION ALL
+        SELECT 'duplicate_indexes', count(*)::numeric,
+               coalesce(string_agg(format('%s duplicates %s', i.index, i.duplicate_of), ', '
+                                   ORDER BY i.index::text), 'none'), true,
+               coalesce(jsonb_agg(jsonb_build_object('index', i.index::text,
+                                                     'duplicate_of', i.duplicate_of::text)
+                                  ORDER BY i.index::text), '[]')
+        FROM i WHERE i.duplicate_of IS NOT NULL
+        UNION ALL
+        SELECT 'unused_indexes', count(*)::numeric,
+               format('%s unused, about %s', count(*), pg_size_pretty(coalesce(sum(i.estimated_bytes), 0))),
+               true,
+               jsonb_build_object(
+                   'count', count(*),
+                   'estimated_bytes', coalesce(sum(i.estimated_bytes), 0),
+                   'largest', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                          'index', u.index::text, 'estimated_bytes', u.estimated_bytes)
+                                          ORDER BY u.estimated_bytes DESC), '[]')
+                               FROM (SELECT * FROM i WHERE i.unused
+                                     ORDER BY i.estimated_bytes DESC LIMIT 10) u))
+        FROM i WHERE i.unused;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['invalid_indexes', 'duplicate_indexes', 'unused_indexes']) n;
+    END;
+
+    BEGIN
+        RETURN QUERY
+        SELECT 'sequences', coalesce(max(s.pct_used), 0),
+               coalesce((SELECT format('%s at %s of %s', s2.sequence,
+                                       coalesce(s2.last_value::text, 'its start'), s2.max_value)
+                         FROM warden._health_sequences() s2 WHERE NOT s2.cycle
+                         ORDER BY s2.pct_used DESC NULLS LAST LIMIT 1), 'no sequence'),
+               true, NULL::jsonb
+        FROM warden._health_sequences() s WHERE NOT s.cycle;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT 'sequences', NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb;
+    END;
+
+    BEGIN
+        -- These checks carry no facts for the report.
+        RETURN QUERY SELECT g.*, NULL::jsonb FROM (WITH r AS (SELECT * FROM warden.health_replication),
+             s AS (SELECT * FROM warden.health_replication_slots)
+        SELECT 'replication_lag_bytes', coalesce(max(r.replay_lag_bytes), 0),
+               CASE WHEN count(*) = 0 THEN 'no standby connected'
+                    ELSE format('%s standbys', count(*)) END, true
+        FROM r
+        UNION ALL
+        SELECT 'replication_lag_seconds',
+               coalesce(round(max(extract(epoch FROM r.replay_lag)), 1), 0),
+               CASE WHEN count(*) = 0 THEN 'no standby connected'
+                    ELSE format('%s standbys', count(*)) END, true
+        FROM r
+        UNION ALL
+        SELECT 'replication_slots', coalesce(max(s.retained_bytes), 0),
+               CASE WHEN count(*) = 0 THEN 'no replication slot'
+                    ELSE format('%s slots, most WAL retained: %s', count(*),
+                                pg_size_pretty(coalesce(max(s.retained_bytes), 0))) END, true
+        FROM s
+        UNION ALL
+        SELECT 'inactive_slots', count(*) FILTER (WHERE NOT s.active)::numeric,
+               coalesce(string_agg(s.slot_name::text, ', ' ORDER BY s.slot_name)
+                        FILTER (WHERE NOT s.active), 'none'), true
+        FROM s) g;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['replication_lag_bytes', 'replication_lag_seconds',
+                          'replication_slots', 'inactive_slots']) n;
+    END;
+
+    BEGIN
+        RETURN QUERY SELECT w.*, NULL::jsonb FROM warden._health_wal() w;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['wal_receiver_down', 'wal_receiver_lag', 'archive_failing',
+                          'archive_lag']) n;
+    END;
+
+    note := warden._statements_note();
+    IF note IS NOT NULL THEN
+        RETURN QUERY SELECT 'slow_statements', NULL::numeric, note, false, NULL::jsonb;
+    ELSE
+        BEGIN
+            RETURN QUERY
+            SELECT 'slow_statements', coalesce(round(max(s.mean_ms)::numeric, 1), 0),
+                   coalesce(max(format('queryid %s: %s calls', s.queryid, s.calls)),
+                            'no statement called 10 times yet'), true, NULL::jsonb
+            FROM warden.health_slow_statements(1, 10) s;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT 'slow_statements', NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb;
+        END;
+    END IF;
+
+    BEGIN
+        RETURN QUERY SELECT r.*, NULL::jsonb FROM warden._health_rates() r;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT n, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM unnest(ARRAY['deadlocks', 'temp_bytes', 'wal_rate']) n;
+    END;
+
+    BEGIN
+        RETURN QUERY SELECT c.*, NULL::jsonb FROM warden._health_components() c;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN QUERY SELECT t.check_name, NULL::numeric, 'check failed: ' || SQLERRM, true, NULL::jsonb
+        FROM warden.health_thresholds t WHERE t.category = 'warden';
+    END;
+END
+$$;
+
 -- The 1.1 report with two changes: the checks come from _health_evaluate_all(), so the
 -- custom checks (warden.add_check) are in the report, its summary and its status
 -- (marked "custom": true, as report_with_custom_checks marks them; that function still
