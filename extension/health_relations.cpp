@@ -1,5 +1,7 @@
 // warden._table_stats() and warden._index_stats(): the per-table and per-index facts behind
-// the health views, checks and report, in one pass over the catalogs each.
+// the health views, checks and report, in one pass over the catalogs each; and
+// warden._database_pages() and warden._oldest_tables(), the report's other two looks at
+// every relation.
 //
 // Written in C because the report reads every table and index of the database: with
 // 10,000 tables and 20,000 indexes the same facts gathered in SQL (a pg_stat_get_* call per
@@ -15,6 +17,7 @@ extern "C" {
 #include "access/reloptions.h"
 #include "access/table.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -22,6 +25,7 @@ extern "C" {
 #include "funcapi.h"
 #include "pgstat.h"
 #include "postmaster/autovacuum.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -374,6 +378,97 @@ WARDEN_FUNCTION(warden_index_stats)
             continue;
         values[I_DUPLICATE_OF] = ObjectIdGetDatum(e->duplicate_of);
         nulls[I_DUPLICATE_OF] = e->duplicate_of == InvalidOid;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+// The pages of every relation of this database (pg_class.relpages summed): the
+// database's size as the catalogs estimate it, without a stat() of each of its files.
+// One plain heap scan of pg_class reading the fixed part of each row; the report asks
+// twice (the database_size check and the databases section), so the sum is kept for the
+// rest of the statement.
+WARDEN_FUNCTION(warden_database_pages)
+{
+    static LocalTransactionId cached_transaction = InvalidLocalTransactionId;
+    static TimestampTz cached_statement = 0;
+    static int64 cached_pages = 0;
+    if (cached_transaction == MyProc->lxid &&
+        cached_statement == GetCurrentStatementStartTimestamp())
+        PG_RETURN_INT64(cached_pages);
+
+    int64 pages = 0;
+    Relation pg_class = table_open(RelationRelationId, AccessShareLock);
+    SysScanDesc scan = systable_beginscan(pg_class, InvalidOid, false, NULL, 0, NULL);
+    HeapTuple tuple;
+    while ((tuple = systable_getnext(scan)) != NULL) {
+        Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+        if (c->relpages > 0)
+            pages += c->relpages;
+    }
+    systable_endscan(scan);
+    table_close(pg_class, AccessShareLock);
+    cached_transaction = MyProc->lxid;
+    cached_statement = GetCurrentStatementStartTimestamp();
+    cached_pages = pages;
+    PG_RETURN_INT64(pages);
+}
+
+namespace {
+
+struct AgedRelation {
+    Oid relid;
+    int32 xid_age, mxid_age;
+};
+
+enum OldestColumn { O_RELID, O_XID_AGE, O_MXID_AGE, O_COLUMNS };
+
+}  // namespace
+
+// The max_rows tables, materialized views and TOAST tables (system catalogs included) with
+// the oldest relfrozenxid, oldest first: what health_wraparound_tables ordered by xid_age
+// gives, as a top-n kept during one scan of pg_class instead of a sort of every table.
+WARDEN_FUNCTION(warden_oldest_tables)
+{
+    int32 max_rows = PG_GETARG_INT32(0);
+    if (max_rows < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_rows must not be negative"),
+                        errhint("Ask for 10 to get the ten oldest tables.")));
+    max_rows = Min(max_rows, 10000);
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
+    AgedRelation* top = (AgedRelation*) palloc(sizeof(AgedRelation) * (max_rows + 1));
+    int n = 0;
+
+    Relation pg_class = table_open(RelationRelationId, AccessShareLock);
+    SysScanDesc scan = systable_beginscan(pg_class, InvalidOid, false, NULL, 0, NULL);
+    HeapTuple tuple;
+    while (max_rows > 0 && (tuple = systable_getnext(scan)) != NULL) {
+        Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+        if (c->relkind != RELKIND_RELATION && c->relkind != RELKIND_MATVIEW &&
+            c->relkind != RELKIND_TOASTVALUE)
+            continue;
+        // age() as SQL computes it: an invalid XID is as old as can be.
+        int32 xid = DatumGetInt32(DirectFunctionCall1(xid_age, TransactionIdGetDatum(c->relfrozenxid)));
+        if (n == max_rows && xid <= top[n - 1].xid_age)
+            continue;
+        // Insertion into the sorted top (oldest first; on a tie the older entry stays first).
+        int k = n < max_rows ? n++ : n - 1;
+        while (k > 0 && top[k - 1].xid_age < xid) {
+            top[k] = top[k - 1];
+            k--;
+        }
+        top[k] = AgedRelation{c->oid, xid,
+                              DatumGetInt32(DirectFunctionCall1(mxid_age, TransactionIdGetDatum(c->relminmxid)))};
+    }
+    systable_endscan(scan);
+    table_close(pg_class, AccessShareLock);
+
+    for (int k = 0; k < n; k++) {
+        Datum values[O_COLUMNS] = {ObjectIdGetDatum(top[k].relid), Int32GetDatum(top[k].xid_age),
+                                   Int32GetDatum(top[k].mxid_age)};
+        bool nulls[O_COLUMNS] = {};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

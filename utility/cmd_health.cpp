@@ -145,8 +145,9 @@ int run_health(const HealthOptions& opts)
     try {
         conn->exec(fmt::format("SET statement_timeout = '{}s'", opts.timeout));
         auto query_start = Clock::now();
-        // Custom checks (warden.add_check) count like built-in ones, exit code included.
-        auto res = conn->exec("SELECT warden.report_with_custom_checks(warden.health_report())::text");
+        // The report includes the custom checks (warden.add_check): they count like
+        // built-in ones, exit code included.
+        auto res = conn->exec("SELECT warden.health_report()::text");
         report_ms = ms_since(query_start);
         report = nlohmann::json::parse(PQgetvalue(res.get(), 0, 0));
         if (opts.prometheus)

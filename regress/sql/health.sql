@@ -153,6 +153,50 @@ SELECT r->>'status' = warden._health_overall(array_agg(e.status), array_agg(e.ap
        jsonb_typeof(r->'checks') AS checks
 FROM warden.health_report() r, warden._health_evaluate() e GROUP BY r;
 
+-- The report includes the custom checks (marked custom), in its summary and status;
+-- report_with_custom_checks then finds nothing to add.
+SELECT warden.add_check('health_custom_seven', 'SELECT 7, ''seven''', 5, 10);
+SELECT c->>'status' AS status, c->>'value' AS value, c->>'detail' AS detail, c->'custom' AS custom,
+       (SELECT count(*) FROM jsonb_array_elements(r->'checks') x WHERE x ? 'custom') AS custom_checks,
+       (SELECT sum(v::int) FROM jsonb_each_text(r->'summary') x(k, v)) = jsonb_array_length(r->'checks') AS summary_counts_all,
+       r->>'status' IN ('warning', 'critical') AS overall_at_least_warning,
+       jsonb_array_length(warden.report_with_custom_checks(r)->'checks') = jsonb_array_length(r->'checks') AS nothing_added
+FROM warden.health_report() r, jsonb_array_elements(r->'checks') c
+WHERE c->>'check' = 'health_custom_seven';
+SELECT warden.drop_check('health_custom_seven');
+
+-- The size of this database without summing its files: a snapshot of the last 15
+-- minutes, else the catalogs' estimate (relpages), the same order of magnitude.
+SELECT e.source LIKE 'snapshot of %' AS from_snapshot,
+       e.size_bytes = (SELECT h.database_size FROM warden.health_snapshots h ORDER BY h.taken_at DESC LIMIT 1) AS snapshot_size
+FROM warden._database_size_estimate() e;
+DELETE FROM warden.health_snapshots;
+SELECT e.source,
+       e.size_bytes = warden._database_pages() * current_setting('block_size')::bigint AS pages_times_block,
+       e.size_bytes BETWEEN pg_database_size(current_database()) / 4
+                        AND pg_database_size(current_database()) * 2 AS same_magnitude
+FROM warden._database_size_estimate() e;
+SELECT d.size_bytes = e.size_bytes AS view_uses_it
+FROM warden.health_databases d, warden._database_size_estimate() e WHERE d.datname = current_database();
+SELECT c->>'value' = e.size_bytes::text AS check_uses_it,
+       c->>'detail' = format('about %s (catalog estimate (relpages), no snapshot in the last 15 minutes)',
+                             pg_size_pretty(e.size_bytes)) AS detail_says_so
+FROM warden.health_report() r, jsonb_array_elements(r->'checks') c, warden._database_size_estimate() e
+WHERE c->>'check' = 'database_size';
+-- The oldest tables for wraparound, as the view orders them; none for 0; a negative count
+-- is refused.
+SELECT (SELECT array_agg(o.xid_age) FROM warden._oldest_tables(5) o)
+       = (SELECT array_agg(w.xid_age) FROM (SELECT t.xid_age FROM warden.health_wraparound_tables t
+                                            ORDER BY t.xid_age DESC LIMIT 5) w) AS same_ages,
+       (SELECT count(*) FROM warden._oldest_tables(5)) AS five,
+       (SELECT count(*) FROM warden._oldest_tables(0)) AS none;
+SELECT * FROM warden._oldest_tables(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT jsonb_array_length(r->'wraparound'->'oldest_tables') AS oldest_tables,
+       (SELECT array_agg((x->>'xid_age')::int) FROM jsonb_array_elements(r->'wraparound'->'oldest_tables') x)
+       = (SELECT array_agg(o.xid_age) FROM warden._oldest_tables(10) o) AS from_top_ten
+FROM warden.health_report() r;
+
 -- The overall status: critical over warning over unknown; checks that are merely not
 -- applicable don't make it unknown.
 SELECT warden._health_overall('{ok,warning,critical}', '{t,t,t}') AS critical,

@@ -27,6 +27,11 @@ INSERT INTO health_sessions SELECT g, now() + (g - 3) * interval '1 hour' FROM g
 SELECT tbl FROM warden.register_expiry('health_sessions', 'expires_at');
 UPDATE warden.health_thresholds SET warning = 5, critical = 9 WHERE check_name = 'sessions_active';
 SELECT check_name, status, value, detail FROM warden.health_check() WHERE check_name = 'sessions_active';
+-- A large table is counted up to a cap (ten times the highest level, at least 10,000 rows),
+-- not in full on every poll; the detail says so.
+INSERT INTO health_sessions SELECT g, now() + interval '1 day' FROM generate_series(11, 12010) g;
+SELECT check_name, status, value, detail FROM warden.health_check() WHERE check_name = 'sessions_active';
+DELETE FROM health_sessions WHERE id > 10;
 
 -- Audit: partitions are judged once a table is under audit.
 SELECT check_name, status, detail FROM warden.health_check() WHERE check_name = 'audit_partitions_ahead';
