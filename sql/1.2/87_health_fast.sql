@@ -426,9 +426,12 @@ BEGIN
 END
 $$;
 
--- pg_warden's own state: 80_health.sql's body, with sessions_active counted up to a cap
--- instead of every live row of every table under an expiry policy on every poll. Still
--- counted as each table's owner (_owner_count); the cap is a number formatted by %s.
+-- pg_warden's own state. Each component's table may be absent (a part not installed);
+-- to_regclass decides at run time. SECURITY DEFINER: warden_monitor has no rights on
+-- these tables. sessions_active counts each table under an expiry policy as that table's
+-- owner under SECURITY_RESTRICTED_OPERATION (_owner_count, extension/table_owner_sql.cpp),
+-- never as pg_warden's owner, and only up to a cap instead of every live row on every
+-- poll; the cap is a number formatted by %s.
 CREATE OR REPLACE FUNCTION warden._health_components()
 RETURNS TABLE(check_name text, value numeric, detail text, applicable boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
