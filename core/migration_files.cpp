@@ -120,10 +120,13 @@ ScriptDirectives parse_directives(std::string_view script, std::string_view file
         directive = directive.substr(0, directive.find_last_not_of(" \t") + 1);
         if (directive == "no-transaction") {
             out.no_transaction = true;
+        } else if (directive == "allow rewrite" || directive == "allow lock" ||
+                   directive == "allow scan") {
+            out.allow.emplace_back(directive.substr(6));
         } else {
             bad_input(std::string(file_name) + ", line " + std::to_string(line_no) +
                           ": unknown directive \"-- warden:" + std::string(directive) + "\"",
-                      "The only directive is \"-- warden:no-transaction\".");
+                      "Directives: \"-- warden:no-transaction\", \"-- warden:allow rewrite|lock|scan\".");
         }
     }
     return out;

@@ -3,9 +3,9 @@
 // A folder holds NNN_name.up.sql with an optional NNN_name.down.sql, or NNN_name.sql
 // (up only). Versions are digits compared as numbers (2 < 10, 001 == 1), so sequential
 // numbers and the timestamps of `warden migrate create` sort together. Directives are
-// comments in the first lines of a script: `-- warden:no-transaction` is the only one;
-// any other `-- warden:` comment there is an error, so a typo can't silently change how a
-// migration runs.
+// comments in the first lines of a script: `-- warden:no-transaction` and
+// `-- warden:allow rewrite|lock|scan`; any other `-- warden:` comment there is an error,
+// so a typo can't silently change how a migration runs.
 #pragma once
 
 #include <optional>
@@ -37,6 +37,8 @@ bool is_version(std::string_view s);
 
 struct ScriptDirectives {
     bool no_transaction = false;
+    // `-- warden:allow rewrite|lock|scan`: the migration policy limits it lifts (migration_risk).
+    std::vector<std::string> allow;
 };
 
 // Reads the directives of a script. Throws warden::Error (22023) on an unknown directive.

@@ -4,6 +4,7 @@
 #include "checksum_glue.hpp"
 #include "ledger_glue.hpp"
 #include "ledger.h"
+#include "ledger_plan.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -203,7 +204,7 @@ WARDEN_FUNCTION(warden_apply_migration)
     ledger_script_ended();
     double ms = ms_since(started);
     upsert_row(a, "applied", started, ms);
-    ledger_event("applied", a.version, a.name, a.checksum, ms, NULL);
+    ledger_event("applied", a.version, a.name, a.checksum, ms, ledger_applied_detail(a.up_sql));
     SPI_finish();
     PG_RETURN_TEXT_P(cstring_to_text("applied"));
 }

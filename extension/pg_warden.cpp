@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "health_settings.h"
 #include "ledger.h"
+#include "ledger_plan.h"
 #include "lockout_shmem.h"
 #include "role_lockout.h"
 #include "login_settings.h"
@@ -20,6 +21,7 @@ void _PG_init(void)
 {
     warden_audit_init();
     warden_ledger_init();
+    warden_migration_safety_init();
     warden_worker_init();
     warden_define_login_settings();
     lockout_shmem_init();

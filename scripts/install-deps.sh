@@ -29,7 +29,7 @@ BENCH_PACKAGES=(
 )
 # npm packages the benchmarks compare against, installed under build/bench-node.
 BENCH_NPM_PACKAGES=(
-  dbmate node-pg-migrate pg
+  dbmate node-pg-migrate pg squawk-cli
 )
 
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi

@@ -1,4 +1,4 @@
-// warden migrate status|up|down|verify|create|baseline|repair|history: the client side of
+// warden migrate status|up|plan|down|verify|create|baseline|repair|history: the client side of
 // the migration ledger. Every rule (checksums, order, locking, what counts as applied)
 // lives in the extension; this reads the folder, compares it in one query and sends the
 // pending migrations, pipelined, each in its own transaction with its ledger row.
@@ -18,6 +18,7 @@
 #include "fs/safe_file.hpp"
 #include "json_text.hpp"
 #include "migrate_common.hpp"
+#include "migrate_plan.hpp"
 
 namespace warden::cli {
 
@@ -58,6 +59,14 @@ int run_status(bool verify_only)
             j["migrations"].push_back({{"version", r.version}, {"name", r.name}, {"state", r.state},
                                        {"file_checksum", r.file_checksum},
                                        {"applied_checksum", r.applied_checksum}});
+        // The plan of the pending migrations; a migration that would fail is reported, not fatal.
+        if (!verify_only && counts["pending"] && !problems) {
+            try {
+                j["plan"] = plan_json(plan_pending(conn, pending_files(files, rows), true));
+            } catch (const Error& e) {
+                j["plan_error"] = e.what();
+            }
+        }
         std::printf("%s\n", json_text(j).c_str());
         return verify_only && problems ? 1 : 0;
     }
@@ -265,6 +274,15 @@ void add_migrate_commands(CLI::App& app)
                    "logical (this database, the default) or physical (the whole cluster)")
         ->check(CLI::IsMember({"logical", "physical"}));
     on_run(up, run_up);
+
+    CLI::App* plan = migrate->add_subcommand(
+        "plan", "run each pending migration in a transaction that is rolled back and report "
+                "its locks, rewrites, scans and risks; exit 1 if the policy refuses one");
+    add_common(plan, true);
+    plan->add_option("--target", o.target, "plan up to this version only");
+    plan->add_flag("--allow-out-of-order", o.allow_out_of_order,
+                   "plan pending versions older than the latest applied one");
+    on_run(plan, run_plan);
 
     CLI::App* down = migrate->add_subcommand("down", "roll back the latest migration, or down to --target");
     add_common(down, false);

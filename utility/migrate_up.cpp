@@ -11,6 +11,7 @@
 #include "backup_create.hpp"
 #include "error.hpp"
 #include "migrate_common.hpp"
+#include "migrate_plan.hpp"
 
 namespace warden::cli::migrate {
 
@@ -257,6 +258,9 @@ int run_up()
                         "", "Pass --allow-out-of-order to apply it anyway.");
         pending.push_back(m);
     }
+
+    if (!o.dry_run)
+        check_plan_before_up(conn, pending);
 
     if (o.backup && !o.dry_run && !pending.empty())
         backup_before_migrating(conn);

@@ -154,6 +154,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT * FROM warden._health_evaluate()
 UNION ALL
+SELECT * FROM warden._migration_lock_check()
+UNION ALL
 SELECT * FROM warden._custom_check_evaluate()
 $$;
 
