@@ -10,8 +10,9 @@ WHERE p.pronamespace = 'warden'::regnamespace AND p.prosecdef
 ORDER BY 1::text;
 
 -- SQL and PL/pgSQL routines without a pinned path: only the procedures that COMMIT (a SET
--- clause would forbid that) and two inlinable helpers (a SET clause would stop inlining);
--- their bodies qualify every function and operator instead.
+-- clause would forbid that), two inlinable helpers (a SET clause would stop inlining) and
+-- plan_migration (runs the caller's script as the caller, on the caller's path, as `up`
+-- does); their bodies qualify every function and operator instead.
 SELECT p.oid::regprocedure AS unpinned_routine, p.prokind
 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 WHERE p.pronamespace = 'warden'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
