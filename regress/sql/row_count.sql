@@ -11,9 +11,10 @@ SELECT warden.count_rows('rc_t') AS fast, (SELECT count(*) FROM rc_t) AS exact;
 DELETE FROM rc_t WHERE id % 7 = 0;
 UPDATE rc_t SET v = v WHERE id % 5 = 0;
 SELECT warden.count_rows('rc_t') AS fast, (SELECT count(*) FROM rc_t) AS exact;
--- After VACUUM most pages are all-visible and counted from the index alone.
+-- After VACUUM most pages are all-visible and counted from the index alone (unless
+-- another session's snapshot, e.g. a background job's, holds the horizon back: the
+-- count is exact either way, so the test does not assert the visibility map's state).
 VACUUM rc_t;
-SELECT relallvisible > 0 AS pages_all_visible FROM pg_class WHERE oid = 'rc_t'::regclass;
 SELECT warden.count_rows('rc_t') AS fast, (SELECT count(*) FROM rc_t) AS exact;
 -- Inside a transaction: its own uncommitted rows count, rolled-back ones do not.
 BEGIN;
