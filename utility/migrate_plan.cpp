@@ -21,9 +21,10 @@ std::vector<const MigrationFile*> pending_files(const std::vector<MigrationFile>
     std::map<std::string, const MigrationFile*> by_key;
     for (const auto& f : files)
         by_key[version_key(f.version)] = &f;
+    std::string target = o.target.empty() ? "" : ledger_target(o.target);
     std::vector<const MigrationFile*> pending;
     for (const auto& r : rows)
-        if (r.state == "pending" && (o.target.empty() || compare_versions(r.version, o.target) <= 0))
+        if (r.state == "pending" && (target.empty() || compare_versions(r.version, target) <= 0))
             pending.push_back(by_key.at(version_key(r.version)));
     return pending;
 }
@@ -39,7 +40,7 @@ std::string worst(const std::string& a, const std::string& b)
 json plan_one(Connection& conn, const MigrationFile& m, bool run)
 {
     auto res = conn.exec_params("SELECT warden._plan_migration($1, $2, $3)::text",
-                                {m.version, m.up_sql, run ? "true" : "false"});
+                                {m.version, m.up_sql, run && m.transactional ? "true" : "false"});
     return json::parse(PQgetvalue(res.get(), 0, 0));
 }
 
@@ -81,7 +82,7 @@ std::string ms_text(double ms)
 
 void print_plan(const MigrationPlan& p)
 {
-    std::printf("%s (%s): %s\n", label(p.file->version, p.file->name).c_str(),
+    std::printf("%s (%s): %s\n", label(shown_version(*p.file), p.file->name).c_str(),
                 p.file->transactional ? "run and rolled back" : "no-transaction, judged by its text",
                 p.verdict.c_str());
     for (const json& s : p.statements) {
@@ -141,7 +142,7 @@ json plan_json(const std::vector<MigrationPlan>& plans)
 {
     json out = json::array();
     for (const auto& p : plans)
-        out.push_back({{"version", p.file->version},
+        out.push_back({{"version", shown_version(*p.file)},
                        {"name", p.file->name},
                        {"transactional", p.file->transactional},
                        {"verdict", p.verdict},
@@ -163,7 +164,7 @@ void check_plan_before_up(Connection& conn, const std::vector<const MigrationFil
         for (const json& s : p.statements) {
             for (const json& f : s["findings"]) {
                 std::string action = f.value("action", "");
-                std::string where = fmt::format("migration {} ({}), line {}, {}", p.file->version,
+                std::string where = fmt::format("migration {} ({}), line {}, {}", shown_version(*p.file),
                                                 p.file->name, s.value("line", 0),
                                                 f.value("relation", ""));
                 if (action == "refuse")
@@ -188,9 +189,9 @@ void check_plan_before_up(Connection& conn, const std::vector<const MigrationFil
 int run_plan()
 {
     const MigrateOptions& o = options();
-    if (!o.target.empty() && !is_version(o.target))
-        usage_error("--target must be a version (digits)");
     auto files = load_files();
+    if (!o.target.empty())
+        ledger_target(o.target);
     Connection conn = connect_ledger();
     auto rows = verify(conn, files);
     check_history(rows);

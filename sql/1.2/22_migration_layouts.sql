@@ -1,0 +1,39 @@
+-- Real deployments (see docs/migrations.md, "Folder layouts", "Several appliers at once"
+-- and "Non-transactional down scripts"): down scripts that must run outside a
+-- transaction, and a migration lock a client can wait for without holding a snapshot.
+--
+-- Security: begin_rollback returns the stored down script for the caller to run as
+-- itself, and only to a caller with the privileges of the role that applied the
+-- migration (as rollback_migration runs it as that role). The lock functions take and
+-- release one advisory lock; nothing here runs with the owner's rights.
+
+-- The applied migrations rollback_migration(to_version) would roll back, newest first,
+-- and whether each down script is marked "-- warden:no-transaction".
+CREATE FUNCTION warden.rollback_plan(to_version text DEFAULT NULL)
+RETURNS TABLE (version text, name text, no_transaction boolean, down_checksum text)
+AS 'MODULE_PATHNAME', 'warden_rollback_plan' LANGUAGE C STABLE;
+
+-- The non-transactional protocol for down scripts: begin_rollback commits the latest
+-- applied migration's row as 'running', holds the session-level migration lock and
+-- returns the down script; the client runs it statement by statement at top level;
+-- finish_rollback (rolled back) or fail_migration (failed) closes the row.
+CREATE FUNCTION warden.begin_rollback(version text)
+RETURNS text AS 'MODULE_PATHNAME', 'warden_begin_rollback' LANGUAGE C VOLATILE;
+CREATE FUNCTION warden.finish_rollback(version text)
+RETURNS text AS 'MODULE_PATHNAME', 'warden_finish_rollback' LANGUAGE C VOLATILE;
+
+-- The migration lock at session level without waiting: NULL once taken, else who holds
+-- it. Called outside a transaction between short sleeps, so a waiting applier holds no
+-- snapshot that another applier's CREATE INDEX CONCURRENTLY would wait for.
+CREATE FUNCTION warden.try_migration_lock()
+RETURNS text AS 'MODULE_PATHNAME', 'warden_try_migration_lock' LANGUAGE C VOLATILE;
+CREATE FUNCTION warden.release_migration_lock()
+RETURNS boolean AS 'MODULE_PATHNAME', 'warden_release_migration_lock' LANGUAGE C VOLATILE;
+
+GRANT EXECUTE ON FUNCTION
+    warden.rollback_plan(text),
+    warden.begin_rollback(text),
+    warden.finish_rollback(text),
+    warden.try_migration_lock(),
+    warden.release_migration_lock()
+TO warden_admin;
