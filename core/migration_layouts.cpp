@@ -5,7 +5,8 @@
 //   flyway          V1.2.10__desc.sql, U1.2.10__desc.sql (its undo, the down script);
 //                   versions ordered part by part (flyway_ledger_version)
 //   dbmate          NNN_name.sql holding "-- migrate:up" and "-- migrate:down" sections,
-//                   "transaction:false" after a marker for no transaction
+//                   "transaction:false" after a marker for no transaction; node-pg-migrate's
+//                   SQL files ("-- Up Migration", "-- Down Migration") read the same way
 //   suffixed        V0001.Name.up.sql, NNN_name[.DIALECT][.autocommit].up|down.sql: a
 //                   postgres file wins over a dialect-less one, other dialects are
 //                   ignored, .autocommit. runs outside a transaction
@@ -229,6 +230,10 @@ std::vector<Marker> dbmate_markers(std::string_view text)
                 std::string_view options = rest.substr(up ? 10 : 12);
                 out.push_back({pos, end, up,
                                options.find("transaction:false") != std::string_view::npos});
+            } else if (auto trimmed = rest.substr(0, rest.find_last_not_of(" \t\r") + 1);
+                       trimmed == "Up Migration" || trimmed == "Down Migration") {
+                // node-pg-migrate's SQL files: the same two sections, other markers.
+                out.push_back({pos, end, trimmed[0] == 'U', false});
             }
         }
         pos = end + 1;

@@ -628,3 +628,45 @@ WARDEN_FUNCTION(warden_finish_rollback)
     close_migration(version, "rolled_back", NULL);
     PG_RETURN_TEXT_P(cstring_to_text("rolled_back"));
 }
+
+// warden.adopt_migration(version, name, up_sql, down_sql, source) -> 'adopted' or
+// 'skipped': records a migration another tool applied (source: its name) as applied
+// with today's checksum of its file, without running it, and logs a baseline event naming
+// the tool. Skipped when already applied with the same checksum; refused when applied
+// with another.
+WARDEN_FUNCTION(warden_adopt_migration)
+{
+    MigrationArgs a;
+    a.version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(a.version, "version");
+    a.name = text_arg(fcinfo, 1, "name");
+    if (a.name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("migration %s has an empty name", a.version)));
+    a.up_sql = text_arg(fcinfo, 2, "up_sql");
+    a.down_sql = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+    char* source = text_arg(fcinfo, 4, "source");
+    // Another tool's history may have applied versions in any order.
+    a.allow_out_of_order = true;
+    a.no_transaction = warden::glue::script_no_transaction(
+        a.up_sql, strlen(a.up_sql), psprintf("migration %s (%s)", a.version, a.name));
+    a.checksum = checksum_of(a.up_sql);
+    a.down_checksum = a.down_sql ? checksum_of(a.down_sql) : NULL;
+    check_no_session_migration();
+    ledger_lock();
+
+    SPI_connect();
+    if (!should_run(a)) {
+        SPI_finish();
+        PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+    }
+    upsert_row(a, "applied", GetCurrentTimestamp(), 0);
+    static const char* sql =
+        "SELECT pg_catalog.jsonb_build_object('adopted_from', $1)::pg_catalog.text";
+    const char* args[] = {source};
+    ledger_query(sql, 1, args, false, 1);
+    char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    ledger_event("baseline", a.version, a.name, a.checksum, -1, detail);
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("adopted"));
+}

@@ -359,6 +359,18 @@ void add_migrate_commands(CLI::App& app)
     add_common(repair);
     on_run(repair, run_repair);
 
+    CLI::App* adopt = migrate->add_subcommand(
+        "adopt", "record what another migration tool applied (read from its history table, "
+                 "left untouched) as applied, without running it");
+    adopt->add_option("--from", o.from, "the tool: flyway, golang-migrate, dbmate or node-pg-migrate")
+        ->required()
+        ->check(CLI::IsMember({"flyway", "golang-migrate", "dbmate", "node-pg-migrate"}));
+    adopt->add_option("--table", o.from_table,
+                      "its history table (default: flyway_schema_history, schema_migrations or "
+                      "pgmigrations)");
+    add_common(adopt);
+    on_run(adopt, run_adopt);
+
     CLI::App* history = migrate->add_subcommand("history", "the ledger's event log, oldest first");
     history->add_option("--limit", o.limit, "number of latest events (default 50)");
     add_common(history);

@@ -35,6 +35,9 @@ struct MigrateOptions {
     std::string resolution = "retry";
     // history
     int limit = 50;
+    // adopt
+    std::string from;  // flyway | golang-migrate | dbmate | node-pg-migrate
+    std::string from_table;  // the tool's history table, when not its default
 };
 
 // The parsed options of the one command being run.
@@ -96,5 +99,6 @@ void check_history(const std::vector<VerifyRow>& rows);
 
 int run_up();
 int run_down();
+int run_adopt();
 
 }  // namespace warden::cli::migrate

@@ -1,6 +1,7 @@
--- Real deployments (see docs/migrations.md, "Folder layouts", "Several appliers at once"
--- and "Non-transactional down scripts"): down scripts that must run outside a
--- transaction, and a migration lock a client can wait for without holding a snapshot.
+-- Real deployments (see docs/migrations.md, "Folder layouts", "Several appliers at once",
+-- "Non-transactional down scripts" and "Adopting another tool's history"): down scripts
+-- that must run outside a transaction, a migration lock a client can wait for without
+-- holding a snapshot, and migrations another tool applied recorded without running them.
 --
 -- Security: begin_rollback returns the stored down script for the caller to run as
 -- itself, and only to a caller with the privileges of the role that applied the
@@ -30,7 +31,15 @@ RETURNS text AS 'MODULE_PATHNAME', 'warden_try_migration_lock' LANGUAGE C VOLATI
 CREATE FUNCTION warden.release_migration_lock()
 RETURNS boolean AS 'MODULE_PATHNAME', 'warden_release_migration_lock' LANGUAGE C VOLATILE;
 
+-- Records a migration another tool applied (flyway, golang-migrate, dbmate,
+-- node-pg-migrate: `warden migrate adopt`) as applied with its file's checksum, without
+-- running it: 'adopted', or 'skipped' when already applied with that checksum.
+CREATE FUNCTION warden.adopt_migration(version text, name text, up_sql text, down_sql text,
+                                       source text)
+RETURNS text AS 'MODULE_PATHNAME', 'warden_adopt_migration' LANGUAGE C VOLATILE;
+
 GRANT EXECUTE ON FUNCTION
+    warden.adopt_migration(text, text, text, text, text),
     warden.rollback_plan(text),
     warden.begin_rollback(text),
     warden.finish_rollback(text),

@@ -95,6 +95,12 @@ TEST_CASE("layouts: a dbmate folder", "[migration_layouts]")
     CHECK_FALSE(set[1].down_transactional);
     CHECK(set[2].up_sql == "\n");
     CHECK(set[2].has_down);
+    auto npm = build_migration_set({{"1700000000001_create-widgets.sql",
+                                     "-- Up Migration\nCREATE TABLE w ();\n-- Down Migration\nDROP TABLE w;\n"}});
+    REQUIRE(npm.size() == 1);
+    CHECK(npm[0].name == "create-widgets");
+    CHECK(npm[0].up_sql == "CREATE TABLE w ();\n");
+    CHECK(npm[0].down_sql == "DROP TABLE w;\n");
     CHECK(layout_error({{"1_a.sql", "SELECT 1;\n"}}, Layout::dbmate) ==
           "\"1_a.sql\" is not a dbmate migration file");
     CHECK(layout_error({{"1_a.sql", "-- migrate:down\nSELECT 2;\n-- migrate:up\nSELECT 1;\n"}}) ==
@@ -143,5 +149,6 @@ TEST_CASE("layouts: files that fit no layout are named", "[migration_layouts]")
           "\"1_a.sql\" is not a golang-migrate migration file");
     CHECK(layout_error({{"R__views.sql", "x"}}) == "\"R__views.sql\" is not a migration file name");
     CHECK(detected({}) == Layout::golang_migrate);
+    CHECK(detected({{"V0001.Init.up.sql", "x"}, {"V0001.Init.down.sql", "y"}}) == Layout::suffixed);
     CHECK(detected({{"README.md", ""}}) == Layout::golang_migrate);
 }
