@@ -42,7 +42,7 @@ int run_status(bool verify_only)
         "  coalesce(pg_catalog.string_agg(d.command || ' ' || coalesce(d.objects #>> '{0,identity}', ''), "
         "  '; ' ORDER BY d.occurred_at DESC), '') "
         "FROM warden.schema_drift d");
-    std::string current = PQgetvalue(summary.get(), 0, 0);
+    std::string current = shown_of(PQgetvalue(summary.get(), 0, 0), files);
     int drift = std::atoi(PQgetvalue(summary.get(), 0, 1));
     std::string drift_list = PQgetvalue(summary.get(), 0, 2);
 

@@ -262,16 +262,27 @@ std::vector<MigrationFile> load_files()
     return load_migration_dir(options().dir, options().follow_symlinks, *layout, &options().layout);
 }
 
-void note_folder_layout()
+std::vector<MigrationFile> note_folder_layout()
 {
     struct stat st;
     if (stat(options().dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        return;
+        return {};
     try {
-        load_files();
+        return load_files();
     } catch (const Error&) {
         // A command that needs no file still works with a folder it can't read.
+        return {};
     }
+}
+
+std::string shown_of(const std::string& ledger_version, const std::vector<MigrationFile>& files)
+{
+    if (ledger_version.empty())
+        return ledger_version;
+    for (const auto& f : files)
+        if (compare_versions(f.version, ledger_version) == 0)
+            return shown_version(f);
+    return ledger_version;
 }
 
 [[noreturn]] void usage_error(const std::string& message)

@@ -58,7 +58,11 @@ std::vector<MigrationFile> load_files();
 
 // For commands that need no file (down, baseline, repair): reads --dir when it is a
 // folder, for its layout (how --target and versions are written). Errors are ignored.
-void note_folder_layout();
+std::vector<MigrationFile> note_folder_layout();
+
+// A ledger version as the folder's file writes it (Flyway's 1.10 for its ledger digits);
+// the ledger's when no file has it.
+std::string shown_of(const std::string& ledger_version, const std::vector<MigrationFile>& files);
 
 struct VerifyRow {
     std::string version, name, state, file_checksum, applied_checksum;

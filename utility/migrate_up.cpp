@@ -261,7 +261,7 @@ int run_up()
     }
 
     auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
-    std::string version = PQgetvalue(current.get(), 0, 0);
+    std::string version = shown_of(PQgetvalue(current.get(), 0, 0), files);
     std::map<std::string, int> counts;
     for (const auto& r : out)
         counts[r.result]++;
@@ -297,20 +297,11 @@ struct RollbackStep {
 
 // down --dir: a down file that differs from the stored down script is worth a warning
 // (the stored one runs: it is the one that matches what was applied).
-void warn_changed_down_files(const std::vector<RollbackStep>& steps)
+void warn_changed_down_files(const std::vector<RollbackStep>& steps,
+                             const std::vector<MigrationFile>& files)
 {
-    const MigrateOptions& o = options();
-    struct stat st;
-    if (o.quiet || stat(o.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    if (options().quiet)
         return;
-    std::vector<MigrationFile> files;
-    try {
-        files = load_files();
-    } catch (const Error& e) {
-        std::fprintf(stderr, "warden: warning: %s not compared with the stored down scripts: %s\n",
-                     o.dir.c_str(), e.what());
-        return;
-    }
     std::map<std::string, const MigrationFile*> by_key;
     for (const auto& f : files)
         by_key[version_key(f.version)] = &f;
@@ -333,7 +324,7 @@ int run_down()
     const MigrateOptions& o = options();
     // The folder, when there is one, says how --target is written and which down files to
     // compare; down itself runs the stored scripts.
-    note_folder_layout();
+    auto files = note_folder_layout();
     std::string target = o.target.empty() ? "" : ledger_target(o.target);
     Connection conn = connect_ledger();
     take_migration_lock(conn);
@@ -352,7 +343,7 @@ int run_down()
                              std::string(PQgetvalue(plan.get(), i, 2)) == "t"});
             any_no_transaction = any_no_transaction || steps.back().no_transaction;
         }
-        warn_changed_down_files(steps);
+        warn_changed_down_files(steps, files);
     }
 
     std::vector<std::string> versions;
@@ -365,7 +356,7 @@ int run_down()
                            ? conn.exec("SELECT v FROM warden.rollback_migration() v")
                            : conn.exec_params("SELECT v FROM warden.rollback_migration($1) v", {target});
             for (int i = 0; i < PQntuples(res.get()); ++i)
-                versions.push_back(PQgetvalue(res.get(), i, 0));
+                versions.push_back(shown_of(PQgetvalue(res.get(), i, 0), files));
         } catch (const Error&) {
             if (o.dry_run)
                 PQclear(PQexec(conn.get(), "ROLLBACK"));
@@ -382,16 +373,18 @@ int run_down()
             } else {
                 auto begun = conn.exec_params("SELECT warden.begin_rollback($1)", {s.version});
                 std::string script = PQgetvalue(begun.get(), 0, 0);
-                progress(fmt::format("rolling back {} outside a transaction", label(s.version, s.name)));
+                progress(fmt::format("rolling back {} outside a transaction",
+                                     label(shown_of(s.version, files), s.name)));
                 run_statements(conn, s.version,
-                               fmt::format("rollback of migration {} ({})", s.version, s.name), script);
+                               fmt::format("rollback of migration {} ({})", shown_of(s.version, files), s.name),
+                               script);
                 conn.exec_params("SELECT warden.finish_rollback($1)", {s.version});
             }
-            versions.push_back(s.version);
+            versions.push_back(shown_of(s.version, files));
         }
     }
     auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
-    std::string version = PQgetvalue(current.get(), 0, 0);
+    std::string version = shown_of(PQgetvalue(current.get(), 0, 0), files);
     if (o.json) {
         std::printf("%s\n", json({{"dry_run", o.dry_run},
                                   {"rolled_back", versions},

@@ -110,6 +110,7 @@ is($node->safe_psql('flyway', q{SELECT string_agg(name, ',' ORDER BY version_num
 ($rc, $out, $err) = warden('migrate', 'down', '-d', $node->connstr('flyway'), '--dir', "$layouts/flyway",
 	'--target', '1.2');
 is($rc, 0, 'flyway: down --target 1.2');
+like($out, qr/^rolled back 2\nrolled back 1.10\n2 rolled back; current version 1.2$/m, 'flyway: versions shown as the files write them');
 is($node->safe_psql('flyway', q{SELECT string_agg(name, ',' ORDER BY version_number) FROM warden.migrations WHERE state = 'applied'}),
 	'init,add_email,data_fix', 'flyway: 1.10 and 2 rolled back, 1.2 kept');
 
