@@ -69,6 +69,15 @@ struct MigrationFile {
     std::string checksum;  // of the up script, by the core rule
 };
 
+// A Flyway repeatable migration (R__description.sql): no version; applied after the
+// versioned ones whenever its checksum differs from the one last applied.
+struct RepeatableFile {
+    std::string file;
+    std::string name;  // the description, as the file gives it
+    std::string sql;
+    std::string checksum;
+};
+
 // One file read from the folder.
 struct ScriptFile {
     std::string file_name;
@@ -81,9 +90,11 @@ struct ScriptFile {
 // without an up file, a non-UTF-8 file, an unknown directive. Empty and comment-only
 // scripts are no-op migrations. A leading UTF-8 byte-order mark is removed from the
 // scripts: what is sent to the server is what the checksum covers.
+// Flyway's R__ files go to *repeatables, in name order (refused when it is null).
 std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& files,
                                                Layout layout = Layout::automatic,
-                                               Layout* detected = nullptr);
+                                               Layout* detected = nullptr,
+                                               std::vector<RepeatableFile>* repeatables = nullptr);
 
 // The ledger version of a Flyway version ("1.2.10", "1_2", "007"): digits that compare as
 // numbers the way Flyway orders versions, part by part, with missing parts as 0 (1.2 ==
@@ -96,6 +107,7 @@ std::string flyway_ledger_version(std::string_view version);
 // dir, unless follow_symlinks: what gets applied must be what the folder holds.
 std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follow_symlinks = false,
                                               Layout layout = Layout::automatic,
-                                              Layout* detected = nullptr);
+                                              Layout* detected = nullptr,
+                                              std::vector<RepeatableFile>* repeatables = nullptr);
 
 }  // namespace warden

@@ -2,8 +2,9 @@
 // the detection that tries each (as golang-migrate's source/parse.go does per format).
 //
 //   golang-migrate  NNN_name.up.sql, NNN_name.down.sql, NNN_name.sql (up only)
-//   flyway          V1.2.10__desc.sql, U1.2.10__desc.sql (its undo, the down script);
-//                   versions ordered part by part (flyway_ledger_version)
+//   flyway          V1.2.10__desc.sql, U1.2.10__desc.sql (its undo, the down script),
+//                   R__desc.sql (repeatable); versions ordered part by part
+//                   (flyway_ledger_version)
 //   dbmate          NNN_name.sql holding "-- migrate:up" and "-- migrate:down" sections,
 //                   "transaction:false" after a marker for no transaction; node-pg-migrate's
 //                   SQL files ("-- Up Migration", "-- Down Migration") read the same way
@@ -66,6 +67,7 @@ struct Entry {
     bool no_transaction = false;  // the name says so (.autocommit.)
     int rank = 0;  // suffixed: 2 postgres, 1 no dialect; a higher rank wins
     bool ignored = false;  // a file of another dialect
+    bool repeatable = false;  // Flyway's R__description.sql
 };
 
 std::optional<Entry> parse_golang(std::string_view file_name)
@@ -88,6 +90,15 @@ std::optional<Entry> parse_flyway(std::string_view file_name)
     if (!ends_with(file_name, ".sql") || file_name.size() < 6)
         return std::nullopt;
     char prefix = file_name[0];
+    if (prefix == 'R' && file_name.substr(1, 2) == "__") {
+        std::string_view desc = file_name.substr(3, file_name.size() - 7);
+        if (!is_wide_name(desc))
+            return std::nullopt;
+        Entry e;
+        e.name = std::string(desc);
+        e.repeatable = true;
+        return e;
+    }
     if (prefix != 'V' && prefix != 'U')
         return std::nullopt;
     std::string_view stem = file_name.substr(1, file_name.size() - 5);
@@ -411,7 +422,8 @@ std::string flyway_ledger_version(std::string_view version)
 }
 
 std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& files,
-                                               Layout layout, Layout* detected)
+                                               Layout layout, Layout* detected,
+                                               std::vector<RepeatableFile>* repeatables)
 {
     if (layout == Layout::automatic) {
         layout = detect_layout(files);
@@ -436,6 +448,13 @@ std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& fi
         if (!is_valid_utf8(f.content))
             bad_input("\"" + f.file_name + "\" is not valid UTF-8");
         std::string text = strip_bom(f.content);
+        if (e.repeatable) {
+            if (!repeatables)
+                bad_input("\"" + f.file_name + "\" is a repeatable migration, not read here");
+            parse_directives(text, f.file_name);
+            repeatables->push_back({f.file_name, e.name, text, script_checksum(text)});
+            continue;
+        }
 
         std::string key(version_key(e.ledger_version));
         Pending& p = by_version[key];
@@ -490,6 +509,9 @@ std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& fi
     std::sort(out.begin(), out.end(), [](const MigrationFile& a, const MigrationFile& b) {
         return compare_versions(a.version, b.version) < 0;
     });
+    if (repeatables)
+        std::sort(repeatables->begin(), repeatables->end(),
+                  [](const RepeatableFile& a, const RepeatableFile& b) { return a.name < b.name; });
     return out;
 }
 

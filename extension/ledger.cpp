@@ -670,3 +670,58 @@ WARDEN_FUNCTION(warden_adopt_migration)
     SPI_finish();
     PG_RETURN_TEXT_P(cstring_to_text("adopted"));
 }
+
+// warden.apply_repeatable(name, script) -> 'applied' or 'skipped': a repeatable migration
+// (Flyway's R__name.sql) run as the caller in the caller's transaction when its checksum
+// differs from the one last applied, with its row and an applied event ({"repeatable":
+// true}); the row commits with the script.
+WARDEN_FUNCTION(warden_apply_repeatable)
+{
+    char* name = text_arg(fcinfo, 0, "name");
+    char* script = text_arg(fcinfo, 1, "script");
+    if (name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("a repeatable migration needs a name")));
+    char* what = psprintf("repeatable migration %s", name);
+    if (warden::glue::script_no_transaction(script, strlen(script), what))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("%s is marked \"-- warden:no-transaction\"", what),
+                        errdetail("Repeatable migrations run in a transaction.")));
+    char* checksum = checksum_of(script);
+    check_no_session_migration();
+    ledger_lock();
+
+    SPI_connect();
+    ledger_check_not_blocked();
+    static const char* sql = "SELECT checksum FROM warden.repeatable_migrations WHERE name = $1";
+    const char* name_arg[] = {name};
+    if (ledger_query(sql, 1, name_arg, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.repeatable_migrations");
+    if (SPI_processed == 1) {
+        char* applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        if (applied && strcmp(applied, checksum) == 0) {
+            SPI_finish();
+            PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+        }
+    }
+    TimestampTz started = GetCurrentTimestamp();
+    ledger_script_started();
+    ledger_run_script(what, script);
+    ledger_script_ended();
+    double ms = ms_since(started);
+    char ms_text[64];
+    snprintf(ms_text, sizeof ms_text, "%.3f", ms);
+    const char* args[] = {name, checksum, kChecksumAlgorithm, ms_text,
+                          GetUserNameFromId(GetUserId(), false)};
+    ledger_write("INSERT INTO warden.repeatable_migrations AS r (name, checksum, checksum_algorithm, "
+                 "  applied_at, execution_ms, applied_by) "
+                 "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4::double precision, $5) "
+                 "ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, "
+                 "  checksum_algorithm = excluded.checksum_algorithm, applied_at = excluded.applied_at, "
+                 "  execution_ms = excluded.execution_ms, applied_by = excluded.applied_by, "
+                 "  applications = r.applications + 1",
+                 5, args);
+    ledger_event("applied", NULL, name, checksum, ms, "{\"repeatable\": true}");
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("applied"));
+}

@@ -49,6 +49,7 @@ int run_status(bool verify_only)
     std::map<std::string, int> counts;
     for (const auto& r : rows)
         counts[r.state]++;
+    auto repeatables_state = repeatable_states(conn);
     bool problems = counts["modified"] || counts["missing_file"] || counts["failed"] ||
                     counts["interrupted"] || counts["running"];
 
@@ -69,6 +70,8 @@ int run_status(bool verify_only)
                 j["plan_error"] = e.what();
             }
         }
+        for (const auto& [r, state] : repeatables_state)
+            j["repeatables"].push_back({{"name", r->name}, {"file", r->file}, {"state", state}});
         std::printf("%s\n", json_text(j).c_str());
         return verify_only && problems ? 1 : 0;
     }
@@ -76,6 +79,8 @@ int run_status(bool verify_only)
         std::printf("%-16s %-40s %s\n", "version", "name", "state");
         for (const auto& r : rows)
             std::printf("%-16s %-40s %s\n", r.shown.c_str(), r.name.c_str(), r.state.c_str());
+        for (const auto& [r, state] : repeatables_state)
+            std::printf("%-16s %-40s %s\n", "R", r->name.c_str(), state.c_str());
         std::printf("current version %s; %d applied, %d pending\n",
                     current.empty() ? "(none)" : current.c_str(), counts["ok"], counts["pending"]);
     } else {

@@ -259,7 +259,34 @@ std::vector<MigrationFile> load_files()
     auto layout = parse_layout(options().format);
     if (!layout)
         usage_error("--format is auto, golang-migrate, flyway, dbmate or suffixed");
-    return load_migration_dir(options().dir, options().follow_symlinks, *layout, &options().layout);
+    repeatables().clear();
+    return load_migration_dir(options().dir, options().follow_symlinks, *layout, &options().layout,
+                              &repeatables());
+}
+
+std::vector<RepeatableFile>& repeatables()
+{
+    static std::vector<RepeatableFile> files;
+    return files;
+}
+
+std::vector<std::pair<const RepeatableFile*, std::string>> repeatable_states(Connection& conn)
+{
+    std::vector<std::pair<const RepeatableFile*, std::string>> out;
+    if (repeatables().empty())
+        return out;
+    auto exists = conn.exec("SELECT pg_catalog.to_regclass('warden.repeatable_migrations') IS NOT NULL");
+    if (std::string(PQgetvalue(exists.get(), 0, 0)) != "t")
+        return out;
+    auto res = conn.exec("SELECT name, checksum FROM warden.repeatable_migrations");
+    std::map<std::string, std::string> applied;
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+        applied[PQgetvalue(res.get(), i, 0)] = PQgetvalue(res.get(), i, 1);
+    for (const auto& r : repeatables()) {
+        auto a = applied.find(r.name);
+        out.emplace_back(&r, a != applied.end() && a->second == r.checksum ? "ok" : "pending");
+    }
+    return out;
 }
 
 std::vector<MigrationFile> note_folder_layout()

@@ -53,8 +53,16 @@ std::string label(const std::string& version, const std::string& name);
 // Connects and checks that pg_warden is installed; applies --lock-timeout.
 Connection connect_ledger();
 
-// The folder named by --dir, checked and ordered; notes its layout in options().layout.
+// The folder named by --dir, checked and ordered; notes its layout in options().layout
+// and its repeatable migrations in repeatables().
 std::vector<MigrationFile> load_files();
+
+// The repeatable migrations (Flyway's R__) of the folder load_files read, in name order.
+std::vector<RepeatableFile>& repeatables();
+
+// Each repeatable migration of the folder with "ok" (the checksum last applied) or
+// "pending" (new or changed); empty on a 1.1 extension.
+std::vector<std::pair<const RepeatableFile*, std::string>> repeatable_states(Connection& conn);
 
 // For commands that need no file (down, baseline, repair): reads --dir when it is a
 // folder, for its layout (how --target and versions are written). Errors are ignored.

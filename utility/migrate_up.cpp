@@ -258,6 +258,21 @@ int run_up()
         }
         if (!batch.empty())
             apply_batch(conn, batch, out);
+        // Repeatable migrations after the versioned ones, each changed one in its transaction.
+        for (const auto& [r, state] : repeatable_states(conn)) {
+            if (state == "ok")
+                continue;
+            conn.exec("BEGIN");
+            try {
+                auto res = conn.exec_params("SELECT warden.apply_repeatable($1, $2)", {r->name, r->sql});
+                conn.exec("COMMIT");
+                out.push_back({"R", r->name, std::string("repeatable_") + PQgetvalue(res.get(), 0, 0)});
+                progress(fmt::format("applied repeatable {}", r->name));
+            } catch (const Error&) {
+                PQclear(PQexec(conn.get(), "ROLLBACK"));
+                throw;
+            }
+        }
     }
 
     auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
@@ -282,6 +297,10 @@ int run_up()
     } else if (!o.quiet) {
         std::printf("%d applied, %d skipped; current version %s\n", counts["applied"],
                     counts["skipped"], version.empty() ? "(none)" : version.c_str());
+        if (!repeatables().empty())
+            std::printf("%d repeatable migration%s re-applied, %zu unchanged\n",
+                        counts["repeatable_applied"], counts["repeatable_applied"] == 1 ? "" : "s",
+                        repeatables().size() - counts["repeatable_applied"]);
     }
     return 0;
 }

@@ -38,7 +38,33 @@ CREATE FUNCTION warden.adopt_migration(version text, name text, up_sql text, dow
                                        source text)
 RETURNS text AS 'MODULE_PATHNAME', 'warden_adopt_migration' LANGUAGE C VOLATILE;
 
+-- Flyway's repeatable migrations (R__name.sql): one row per name with the checksum last
+-- applied; `warden migrate up` re-applies one, after the versioned migrations, whenever its
+-- file's checksum differs. Written only by apply_repeatable, like the ledger.
+CREATE TABLE warden.repeatable_migrations (
+    name               text PRIMARY KEY,
+    checksum           text NOT NULL,
+    checksum_algorithm text NOT NULL,
+    applied_at         timestamptz NOT NULL,
+    execution_ms       double precision NOT NULL,
+    applied_by         text NOT NULL,
+    applications       integer NOT NULL DEFAULT 1
+);
+CREATE TRIGGER repeatable_migrations_guard BEFORE INSERT OR UPDATE OR DELETE
+    ON warden.repeatable_migrations FOR EACH ROW EXECUTE FUNCTION warden._ledger_guard();
+CREATE TRIGGER repeatable_migrations_guard_truncate BEFORE TRUNCATE
+    ON warden.repeatable_migrations FOR EACH STATEMENT EXECUTE FUNCTION warden._ledger_guard();
+SELECT pg_catalog.pg_extension_config_dump('warden.repeatable_migrations', '');
+REVOKE ALL ON warden.repeatable_migrations FROM PUBLIC;
+GRANT SELECT ON warden.repeatable_migrations TO warden_admin, warden_monitor;
+
+-- Runs a repeatable migration in the caller's transaction, as the caller, under the
+-- migration lock: 'applied', or 'skipped' when its checksum is the one last applied.
+CREATE FUNCTION warden.apply_repeatable(name text, script text)
+RETURNS text AS 'MODULE_PATHNAME', 'warden_apply_repeatable' LANGUAGE C VOLATILE;
+
 GRANT EXECUTE ON FUNCTION
+    warden.apply_repeatable(text, text),
     warden.adopt_migration(text, text, text, text, text),
     warden.rollback_plan(text),
     warden.begin_rollback(text),

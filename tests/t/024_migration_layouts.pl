@@ -221,6 +221,34 @@ is($rc, 0, 'repaired');
 is($node->safe_psql('nontx', q{SELECT state FROM warden.migrations WHERE version = '002'}), 'rolled_back',
 	'retry: the rollback counts as done');
 
+# ---- Flyway repeatable migrations: re-applied after the versioned ones when changed ----
+$node->safe_psql('postgres', 'CREATE DATABASE rep');
+$node->safe_psql('rep', 'CREATE EXTENSION pg_warden');
+my $rep_db = $node->connstr('rep');
+my $rep = folder('V1__t.sql' => "CREATE TABLE t (a int);\n",
+	'R__views.sql' => "CREATE OR REPLACE VIEW t_view AS SELECT a FROM t;\n",
+	'R__functions.sql' => "CREATE OR REPLACE FUNCTION t_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM t';\n");
+($rc, $out, $err) = warden('migrate', 'up', '-d', $rep_db, '--dir', $rep);
+is($rc, 0, 'repeatables: up exits 0') or diag($err);
+like($out, qr/^1 applied, 0 skipped; current version 1\n2 repeatable migrations re-applied, 0 unchanged$/m,
+	'repeatables: both applied after the versioned one');
+($rc, $out, $err) = warden('migrate', 'status', '-d', $rep_db, '--dir', $rep);
+like($out, qr/^R\s+functions\s+ok\nR\s+views\s+ok$/m, 'repeatables: status shows them');
+($rc, $out, $err) = warden('migrate', 'up', '-d', $rep_db, '--dir', $rep);
+like($out, qr/^0 repeatable migrations re-applied, 2 unchanged$/m, 'repeatables: unchanged ones are not run again');
+open(my $fh, '>', "$rep/R__views.sql") or die $!;
+print $fh "CREATE OR REPLACE VIEW t_view AS SELECT a, a * 2 AS b FROM t;\n";
+close($fh);
+($rc, $out, $err) = warden('migrate', 'status', '-d', $rep_db, '--dir', $rep);
+like($out, qr/^R\s+views\s+pending$/m, 'repeatables: a changed one is pending');
+($rc, $out, $err) = warden('migrate', 'up', '-d', $rep_db, '--dir', $rep);
+like($out, qr/^1 repeatable migration re-applied, 1 unchanged$/m, 'repeatables: the changed one re-applied');
+is($node->safe_psql('rep', q{SELECT name || ':' || applications FROM warden.repeatable_migrations ORDER BY name}),
+	"functions:1\nviews:2", 'repeatables: their rows count the applications');
+is($node->safe_psql('rep', q{SELECT count(*) FROM t_view WHERE b IS NULL}), '0', 'repeatables: the new view is in place');
+my $rep_guard = $node->psql('rep', 'DELETE FROM warden.repeatable_migrations', stderr => \$err);
+like($err, qr/changed only by pg_warden/, 'repeatables: their table is guarded like the ledger');
+
 # ---- a folder that fits no layout names the files that did not parse ----
 my $mixed = folder('001_a.up.sql' => "SELECT 1;\n", '002_b.up.sql' => "SELECT 1;\n", 'V3__c.sql' => "SELECT 1;\n",
 	'notes.sql' => "SELECT 1;\n");

@@ -74,6 +74,23 @@ TEST_CASE("layouts: a Flyway folder", "[migration_layouts]")
     CHECK(layout_error({{"U2__a.sql", "x"}}, Layout::flyway) == "down file \"U2__a.sql\" has no up file");
 }
 
+TEST_CASE("layouts: Flyway repeatable migrations", "[migration_layouts]")
+{
+    std::vector<RepeatableFile> repeatables;
+    Layout layout;
+    auto set = build_migration_set({{"V1__t.sql", "CREATE TABLE t (a int);"},
+                                    {"R__views.sql", "\xEF\xBB\xBF" "CREATE OR REPLACE VIEW v AS SELECT a FROM t;"},
+                                    {"R__Functions.sql", ""}},
+                                   Layout::automatic, &layout, &repeatables);
+    CHECK(layout == Layout::flyway);
+    REQUIRE(set.size() == 1);
+    REQUIRE(repeatables.size() == 2);
+    CHECK(repeatables[0].name == "Functions");
+    CHECK(repeatables[1].name == "views");
+    CHECK(repeatables[1].sql == "CREATE OR REPLACE VIEW v AS SELECT a FROM t;");
+    CHECK(repeatables[1].checksum == script_checksum(repeatables[1].sql));
+}
+
 TEST_CASE("layouts: a dbmate folder", "[migration_layouts]")
 {
     auto set = build_migration_set({
@@ -147,7 +164,7 @@ TEST_CASE("layouts: files that fit no layout are named", "[migration_layouts]")
     CHECK(layout_error({{"1_a.up.sql", "x"}}, Layout::flyway) == "\"1_a.up.sql\" is not a flyway migration file");
     CHECK(layout_error({{"1_a.sql", "-- migrate:up\nx"}, {"2_b.sql", "y"}}, Layout::golang_migrate) ==
           "\"1_a.sql\" is not a golang-migrate migration file");
-    CHECK(layout_error({{"R__views.sql", "x"}}) == "\"R__views.sql\" is not a migration file name");
+    CHECK(layout_error({{"R__views.sql", "x"}}) == "\"R__views.sql\" is a repeatable migration, not read here");
     CHECK(detected({}) == Layout::golang_migrate);
     CHECK(detected({{"V0001.Init.up.sql", "x"}, {"V0001.Init.down.sql", "y"}}) == Layout::suffixed);
     CHECK(detected({{"README.md", ""}}) == Layout::golang_migrate);
