@@ -102,6 +102,15 @@ is($rc, 1, 'flyway: an applied version without a file is refused');
 like($err, qr/records applied migrations with no file in \S+: 1.5; nothing adopted/, 'flyway: naming it');
 is($node->safe_psql('flybad', 'SELECT count(*) FROM warden.migrations'), '0', 'flyway: nothing adopted');
 
+# Bad input: an unknown tool is a usage error; a missing history table a one-line reason.
+($rc, $out, $err) = warden('migrate', 'adopt', '--from', 'liquibase', '-d', $flybad, '--dir', "$layouts/flyway");
+is($rc, 2, 'an unknown --from is a usage error');
+($rc, $out, $err) = warden('migrate', 'adopt', '--from', 'dbmate', '-d', $flybad, '--dir', "$layouts/dbmate");
+is($rc, 1, 'a missing history table: exit 1');
+like($err, qr/^warden: dbmate's history table schema_migrations does not exist$/m, 'with its reason');
+($rc, $out, $err) = warden('migrate', 'adopt', '--help');
+like($out, qr/--from/, 'adopt --help');
+
 # ---- golang-migrate: schema_migrations(version bigint, dirty boolean) ----
 my $gm = fresh('gm');
 my $gdir = "$layouts/golang-migrate";
