@@ -247,6 +247,9 @@ int run_plan()
     if (!o.target.empty())
         ledger_target(o.target);
     Connection conn = connect_ledger();
+    // The plan runs the migrations in a transaction: waiting for the lock in there while
+    // another applier's CREATE INDEX CONCURRENTLY waits for that transaction would deadlock.
+    take_migration_lock(conn);
     auto rows = verify(conn, files);
     check_history(rows);
     auto plans = plan_pending(conn, pending_files(files, rows), true);
