@@ -87,7 +87,9 @@ std::optional<std::string> symlink_target(const std::string& dir, const std::str
 
 }  // namespace
 
-std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follow_symlinks)
+std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follow_symlinks,
+                                              Layout layout, Layout* detected,
+                                              std::vector<RepeatableFile>* repeatables)
 {
     DIR* d = opendir(dir.c_str());
     if (!d)
@@ -155,7 +157,7 @@ std::vector<MigrationFile> load_migration_dir(const std::string& dir, bool follo
             throw Error(sqlstate::invalid_parameter_value,
                         "cannot read \"" + dir + "/" + files[i].file_name + "\": " +
                             std::strerror(errors[i]));
-    return build_migration_set(files);
+    return build_migration_set(files, layout, detected, repeatables);
 }
 
 }  // namespace warden

@@ -28,11 +28,6 @@ bool is_name_char(char c)
     throw Error(sqlstate::invalid_parameter_value, message, {}, hint);
 }
 
-bool is_blank(std::string_view s)
-{
-    return std::all_of(s.begin(), s.end(),
-                       [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
-}
 
 }  // namespace
 
@@ -169,70 +164,6 @@ bool is_valid_utf8(std::string_view s)
         i += len;
     }
     return true;
-}
-
-std::vector<MigrationFile> build_migration_set(const std::vector<ScriptFile>& files)
-{
-    struct Pending {
-        MigrationFile m;
-        bool has_up = false;
-    };
-    // Keyed by the version without leading zeros: 001 and 1 are the same version.
-    std::map<std::string, Pending> by_version;
-
-    for (const ScriptFile& f : files) {
-        auto parsed = parse_migration_file_name(f.file_name);
-        if (!parsed) {
-            if (ends_with(f.file_name, ".sql"))
-                bad_input("\"" + f.file_name + "\" is not a migration file name",
-                          "Name migrations NNN_name.up.sql, NNN_name.down.sql or NNN_name.sql "
-                          "(NNN digits, name of letters, digits, _ and -).");
-            continue;
-        }
-        if (!is_valid_utf8(f.content))
-            bad_input("\"" + f.file_name + "\" is not valid UTF-8");
-        if (is_blank(f.content))
-            bad_input("\"" + f.file_name + "\" is empty");
-        ScriptDirectives directives = parse_directives(f.content, f.file_name);
-
-        std::string key(version_key(parsed->version));
-        Pending& p = by_version[key];
-        MigrationFile& m = p.m;
-        if (!m.version.empty() && m.name != parsed->name)
-            bad_input("duplicate version " + parsed->version + ": \"" + f.file_name + "\" and \"" +
-                      (p.has_up ? m.up_file : m.down_file) + "\"");
-        m.version = parsed->version;
-        m.name = parsed->name;
-        if (parsed->kind == ScriptKind::down) {
-            if (m.has_down)
-                bad_input("duplicate version " + parsed->version + ": two down files");
-            m.has_down = true;
-            m.down_file = f.file_name;
-            m.down_sql = f.content;
-        } else {
-            if (p.has_up)
-                bad_input("duplicate version " + parsed->version + ": \"" + f.file_name +
-                          "\" and \"" + m.up_file + "\"");
-            p.has_up = true;
-            m.up_file = f.file_name;
-            m.up_sql = f.content;
-            m.transactional = !directives.no_transaction;
-            m.checksum = script_checksum(f.content);
-        }
-    }
-
-    std::vector<MigrationFile> out;
-    out.reserve(by_version.size());
-    for (auto& [key, p] : by_version) {
-        if (!p.has_up)
-            bad_input("down file \"" + p.m.down_file + "\" has no up file",
-                      "Add " + p.m.version + "_" + p.m.name + ".up.sql or remove the down file.");
-        out.push_back(std::move(p.m));
-    }
-    std::sort(out.begin(), out.end(), [](const MigrationFile& a, const MigrationFile& b) {
-        return compare_versions(a.version, b.version) < 0;
-    });
-    return out;
 }
 
 }  // namespace warden

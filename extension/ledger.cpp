@@ -281,6 +281,20 @@ WARDEN_FUNCTION(warden_rollback_migration)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("cannot roll back: no down script for %s", missing.data),
                         errdetail("Nothing was rolled back.")));
+    for (uint64 i = 0; i < n; i++) {
+        char* version = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+        char* down_sql = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+        if (warden::glue::script_no_transaction(down_sql, strlen(down_sql),
+                                                describe("down script of migration", version, "")))
+            ereport(ERROR,
+                    (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                     errmsg("the down script of migration %s is marked \"-- warden:no-transaction\"",
+                            version),
+                     errdetail("Its statements must run outside a transaction block. Nothing was "
+                               "rolled back."),
+                     errhint("Use warden migrate down, or warden.begin_rollback, the script, then "
+                             "warden.finish_rollback (see docs/migrations.md).")));
+    }
     Oid* runners = (Oid*) palloc(sizeof(Oid) * (n > 0 ? n : 1));
     for (uint64 i = 0; i < n; i++)
         runners[i] = down_script_runner(SPI_getvalue(rows->vals[i], rows->tupdesc, 1),
@@ -502,4 +516,212 @@ WARDEN_FUNCTION(warden_record_migration_failure)
     ledger_event("failed", version, name, NULL, -1, detail);
     SPI_finish();
     PG_RETURN_VOID();
+}
+
+// warden.rollback_plan(to_version) -> (version, name, no_transaction, down_checksum): the
+// applied migrations `warden.rollback_migration(to_version)` would roll back, newest
+// first, and whether each down script must run outside a transaction.
+WARDEN_FUNCTION(warden_rollback_plan)
+{
+    char* target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+    if (target)
+        ledger_check_version(target, "target version");
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*) fcinfo->resultinfo;
+    SPI_connect();
+    static const char* sql =
+        "SELECT version, name, coalesce(down_sql, ''), down_checksum FROM warden.migrations "
+        "WHERE state = 'applied' AND ($1 IS NULL OR version_number > $1::numeric) "
+        "ORDER BY version_number DESC LIMIT CASE WHEN $1 IS NULL THEN 1 END";
+    const char* args[] = {target};
+    if (ledger_query(sql, 1, args, true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        HeapTuple t = SPI_tuptable->vals[i];
+        TupleDesc d = SPI_tuptable->tupdesc;
+        char* version = SPI_getvalue(t, d, 1);
+        char* down_sql = SPI_getvalue(t, d, 3);
+        char* down_checksum = SPI_getvalue(t, d, 4);
+        bool no_transaction = warden::glue::script_no_transaction(
+            down_sql, strlen(down_sql), describe("down script of migration", version, ""));
+        Datum out[4] = {CStringGetTextDatum(version), CStringGetTextDatum(SPI_getvalue(t, d, 2)),
+                        BoolGetDatum(no_transaction),
+                        down_checksum ? CStringGetTextDatum(down_checksum) : (Datum) 0};
+        bool nulls[4] = {false, false, false, down_checksum == NULL};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+    }
+    SPI_finish();
+    return (Datum) 0;
+}
+
+// warden.begin_rollback(version) -> the down script: the non-transactional protocol for a
+// down script marked "-- warden:no-transaction". Outside a transaction block; commits the
+// latest applied migration's row as 'running' and holds the session-level migration lock,
+// as begin_migration does. The client runs the returned script statement by statement,
+// as the caller, then warden.finish_rollback (the row becomes rolled back) or
+// warden.fail_migration (failed: repair 'retry' accepts the rollback as done, 'applied'
+// the migration as still applied).
+WARDEN_FUNCTION(warden_begin_rollback)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(version, "version");
+    if (IsTransactionBlock())
+        ereport(ERROR,
+                (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                 errmsg("warden.begin_rollback must run outside a transaction block"),
+                 errdetail("The 'running' row must be committed before the script runs.")));
+    check_no_session_migration();
+    ledger_lock();
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    ledger_check_not_blocked();
+    static const char* sql =
+        "SELECT version, name, down_sql, baseline, applied_by_current, "
+        "  version_number = $1::numeric FROM warden.migrations "
+        "WHERE state = 'applied' ORDER BY version_number DESC LIMIT 1";
+    const char* version_arg[] = {version};
+    if (ledger_query(sql, 1, version_arg, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.migrations");
+    if (SPI_processed == 0)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("migration %s is not applied", version),
+                        errdetail("No migration is applied.")));
+    HeapTuple t = SPI_tuptable->vals[0];
+    TupleDesc d = SPI_tuptable->tupdesc;
+    char* latest = SPI_getvalue(t, d, 1);
+    if (strcmp(SPI_getvalue(t, d, 6), "t") != 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("migration %s is not the latest applied migration", version),
+                 errdetail("The latest applied migration is %s; roll back newest first.", latest)));
+    char* name = SPI_getvalue(t, d, 2);
+    char* down_sql = SPI_getvalue(t, d, 3);
+    if (down_sql == NULL || strcmp(SPI_getvalue(t, d, 4), "t") == 0)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("cannot roll back: no down script for %s", latest),
+                        errdetail("Nothing was rolled back.")));
+    (void) down_script_runner(latest, SPI_getvalue(t, d, 5));
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", MyProcPid);
+    const char* args[] = {latest, pid};
+    ledger_write("UPDATE warden.migrations SET state = 'running', error = NULL, "
+                 "  started_at = pg_catalog.clock_timestamp(), runner_pid = $2::integer, "
+                 "  runner_backend_start = (SELECT backend_start FROM pg_catalog.pg_stat_activity "
+                 "                          WHERE pid = $2::integer) "
+                 "WHERE version = $1",
+                 2, args);
+    ledger_event("started", latest, name, checksum_of(down_sql), -1, "{\"rollback\": true}");
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    text* script = cstring_to_text(down_sql);
+    // The session's migration carries the ledger's spelling of the version.
+    char* kept = pstrdup(latest);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    ledger_set_session_migration(kept);
+    PG_RETURN_TEXT_P(script);
+}
+
+// warden.finish_rollback(version): closes a rollback begun by begin_rollback.
+WARDEN_FUNCTION(warden_finish_rollback)
+{
+    char* version = text_arg(fcinfo, 0, "version");
+    close_migration(version, "rolled_back", NULL);
+    PG_RETURN_TEXT_P(cstring_to_text("rolled_back"));
+}
+
+// warden.adopt_migration(version, name, up_sql, down_sql, source) -> 'adopted' or
+// 'skipped': records a migration another tool applied (source: its name) as applied
+// with today's checksum of its file, without running it, and logs a baseline event naming
+// the tool. Skipped when already applied with the same checksum; refused when applied
+// with another.
+WARDEN_FUNCTION(warden_adopt_migration)
+{
+    MigrationArgs a;
+    a.version = text_arg(fcinfo, 0, "version");
+    ledger_check_version(a.version, "version");
+    a.name = text_arg(fcinfo, 1, "name");
+    if (a.name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("migration %s has an empty name", a.version)));
+    a.up_sql = text_arg(fcinfo, 2, "up_sql");
+    a.down_sql = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+    char* source = text_arg(fcinfo, 4, "source");
+    // Another tool's history may have applied versions in any order.
+    a.allow_out_of_order = true;
+    a.no_transaction = warden::glue::script_no_transaction(
+        a.up_sql, strlen(a.up_sql), psprintf("migration %s (%s)", a.version, a.name));
+    a.checksum = checksum_of(a.up_sql);
+    a.down_checksum = a.down_sql ? checksum_of(a.down_sql) : NULL;
+    check_no_session_migration();
+    ledger_lock();
+
+    SPI_connect();
+    if (!should_run(a)) {
+        SPI_finish();
+        PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+    }
+    upsert_row(a, "applied", GetCurrentTimestamp(), 0);
+    static const char* sql =
+        "SELECT pg_catalog.jsonb_build_object('adopted_from', $1)::pg_catalog.text";
+    const char* args[] = {source};
+    ledger_query(sql, 1, args, false, 1);
+    char* detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    ledger_event("baseline", a.version, a.name, a.checksum, -1, detail);
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("adopted"));
+}
+
+// warden.apply_repeatable(name, script) -> 'applied' or 'skipped': a repeatable migration
+// (Flyway's R__name.sql) run as the caller in the caller's transaction when its checksum
+// differs from the one last applied, with its row and an applied event ({"repeatable":
+// true}); the row commits with the script.
+WARDEN_FUNCTION(warden_apply_repeatable)
+{
+    char* name = text_arg(fcinfo, 0, "name");
+    char* script = text_arg(fcinfo, 1, "script");
+    if (name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("a repeatable migration needs a name")));
+    char* what = psprintf("repeatable migration %s", name);
+    if (warden::glue::script_no_transaction(script, strlen(script), what))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("%s is marked \"-- warden:no-transaction\"", what),
+                        errdetail("Repeatable migrations run in a transaction.")));
+    char* checksum = checksum_of(script);
+    check_no_session_migration();
+    ledger_lock();
+
+    SPI_connect();
+    ledger_check_not_blocked();
+    static const char* sql = "SELECT checksum FROM warden.repeatable_migrations WHERE name = $1";
+    const char* name_arg[] = {name};
+    if (ledger_query(sql, 1, name_arg, false, 1) != SPI_OK_SELECT)
+        elog(ERROR, "could not read warden.repeatable_migrations");
+    if (SPI_processed == 1) {
+        char* applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        if (applied && strcmp(applied, checksum) == 0) {
+            SPI_finish();
+            PG_RETURN_TEXT_P(cstring_to_text("skipped"));
+        }
+    }
+    TimestampTz started = GetCurrentTimestamp();
+    ledger_script_started();
+    ledger_run_script(what, script);
+    ledger_script_ended();
+    double ms = ms_since(started);
+    char ms_text[64];
+    snprintf(ms_text, sizeof ms_text, "%.3f", ms);
+    const char* args[] = {name, checksum, kChecksumAlgorithm, ms_text,
+                          GetUserNameFromId(GetUserId(), false)};
+    ledger_write("INSERT INTO warden.repeatable_migrations AS r (name, checksum, checksum_algorithm, "
+                 "  applied_at, execution_ms, applied_by) "
+                 "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4::double precision, $5) "
+                 "ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, "
+                 "  checksum_algorithm = excluded.checksum_algorithm, applied_at = excluded.applied_at, "
+                 "  execution_ms = excluded.execution_ms, applied_by = excluded.applied_by, "
+                 "  applications = r.applications + 1",
+                 5, args);
+    ledger_event("applied", NULL, name, checksum, ms, "{\"repeatable\": true}");
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("applied"));
 }

@@ -431,3 +431,28 @@ WARDEN_FUNCTION(warden_ledger_guard)
         return PointerGetDatum(trigger->tg_newtuple);
     return PointerGetDatum(trigger->tg_trigtuple);
 }
+
+// warden.try_migration_lock() -> text: the migration lock at session level, without
+// waiting: NULL once taken, else who holds it. `warden migrate` waits for another
+// migration by calling this between short sleeps, in no transaction: a session blocked
+// in a lock wait holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder's
+// session waits for every such snapshot, which would close a deadlock.
+WARDEN_FUNCTION(warden_try_migration_lock)
+{
+    if (IsTransactionBlock())
+        ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                        errmsg("warden.try_migration_lock must run outside a transaction block"),
+                        errdetail("A waiter in a transaction holds a snapshot that CREATE INDEX "
+                                  "CONCURRENTLY in the holder's migration would wait for.")));
+    if (DatumGetBool(DirectFunctionCall1(pg_try_advisory_lock_int8, Int64GetDatum(kLedgerLockKey))))
+        PG_RETURN_NULL();
+    char* holder = ledger_lock_holder();
+    PG_RETURN_TEXT_P(cstring_to_text(holder ? holder : "a session that just finished"));
+}
+
+// warden.release_migration_lock() -> boolean: releases what try_migration_lock took.
+WARDEN_FUNCTION(warden_release_migration_lock)
+{
+    PG_RETURN_BOOL(DatumGetBool(
+        DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(kLedgerLockKey))));
+}

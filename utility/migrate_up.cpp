@@ -3,12 +3,15 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <map>
 #include <optional>
 
 #include "backup_common.hpp"
 #include "backup_create.hpp"
+#include "checksum.hpp"
 #include "error.hpp"
 #include "migrate_common.hpp"
 #include "migrate_plan.hpp"
@@ -30,7 +33,7 @@ const char* kApply = "SELECT warden.apply_migration($1, $2, $3, $4, $5)";
 std::vector<const char*> apply_params(const MigrationFile& m, bool allow_ooo)
 {
     return {m.version.c_str(), m.name.c_str(), m.up_sql.c_str(),
-            m.has_down ? m.down_sql.c_str() : nullptr, allow_ooo ? "true" : "false"};
+            m.has_down ? stored_down_sql(m).c_str() : nullptr, allow_ooo ? "true" : "false"};
 }
 
 // Records a transactional failure in the event log (its own transaction) and throws.
@@ -83,8 +86,8 @@ void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batc
             if (status == PGRES_PIPELINE_ABORTED || status == PGRES_COMMAND_OK)
                 continue;
             if (status == PGRES_TUPLES_OK) {
-                out.push_back({m->version, m->name, PQgetvalue(res.get(), 0, 0)});
-                progress(fmt::format("{} {}", out.back().result, label(m->version, m->name)));
+                out.push_back({shown_version(*m), m->name, PQgetvalue(res.get(), 0, 0)});
+                progress(fmt::format("{} {}", out.back().result, label(shown_version(*m), m->name)));
                 continue;
             }
             if (!failure) {
@@ -108,24 +111,10 @@ void apply_batch(Connection& conn, const std::vector<const MigrationFile*>& batc
     }
 }
 
-// Lines of a statement up to a 1-based character position (UTF-8).
-int lines_before(const std::string& text, int char_pos)
-{
-    int line = 0, chars = 0;
-    for (std::size_t i = 0; i < text.size() && chars < char_pos - 1; ++i) {
-        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80)
-            ++chars;
-        if (text[i] == '\n')
-            ++line;
-    }
-    return line;
-}
-
 // The non-transactional protocol: a committed 'running' row, the statements one by one at
 // top level (as psql would run them), then applied or failed.
 void apply_no_transaction(Connection& conn, const MigrationFile& m, std::vector<Outcome>& out)
 {
-    auto split = conn.exec_params("SELECT line, statement FROM warden.split_script($1)", {m.up_sql});
     auto params = apply_params(m, options().allow_out_of_order);
     ResultPtr begun(PQexecParams(conn.get(),
                                  "SELECT warden.begin_migration($1, $2, $3, $4, $5)", 5, nullptr,
@@ -133,35 +122,15 @@ void apply_no_transaction(Connection& conn, const MigrationFile& m, std::vector<
     if (PQresultStatus(begun.get()) != PGRES_TUPLES_OK)
         throw_result_error(begun.get(), conn.get());
     if (std::string(PQgetvalue(begun.get(), 0, 0)) == "skipped") {
-        out.push_back({m.version, m.name, "skipped"});
+        out.push_back({shown_version(m), m.name, "skipped"});
         return;
     }
-    progress(fmt::format("running {} outside a transaction", label(m.version, m.name)));
-    for (int i = 0; i < PQntuples(split.get()); ++i) {
-        int line = std::atoi(PQgetvalue(split.get(), i, 0));
-        std::string statement = PQgetvalue(split.get(), i, 1);
-        ResultPtr res(PQexec(conn.get(), statement.c_str()));
-        auto status = PQresultStatus(res.get());
-        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
-            continue;
-        const char* pos = PQresultErrorField(res.get(), PG_DIAG_STATEMENT_POSITION);
-        const char* msg = PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY);
-        std::string message =
-            fmt::format("migration {} ({}) failed at line {}: {}", m.version, m.name,
-                        line + (pos ? lines_before(statement, std::atoi(pos)) : 0),
-                        msg ? msg : PQerrorMessage(conn.get()));
-        conn.exec_params("SELECT warden.fail_migration($1, $2)", {m.version, message});
-        throw Error(PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)
-                        ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)
-                        : "XX000",
-                    message, "",
-                    fmt::format("The migration is recorded as failed; fix the database, then "
-                                "warden migrate repair {}.",
-                                m.version));
-    }
+    progress(fmt::format("running {} outside a transaction", label(shown_version(m), m.name)));
+    run_statements(conn, m.version, fmt::format("migration {} ({})", shown_version(m), m.name),
+                   m.up_sql);
     conn.exec_params("SELECT warden.finish_migration($1)", {m.version});
-    out.push_back({m.version, m.name, "applied"});
-    progress(fmt::format("applied {}", label(m.version, m.name)));
+    out.push_back({shown_version(m), m.name, "applied"});
+    progress(fmt::format("applied {}", label(shown_version(m), m.name)));
 }
 
 // --dry-run: every pending transactional migration in one transaction that is rolled back.
@@ -178,7 +147,7 @@ void dry_run(Connection& conn, const std::vector<const MigrationFile*>& pending,
             if (PQresultStatus(res.get()) != PGRES_TUPLES_OK)
                 throw_result_error(res.get(), conn.get());
             std::string r = PQgetvalue(res.get(), 0, 0);
-            out.push_back({pending[i]->version, pending[i]->name,
+            out.push_back({shown_version(*pending[i]), pending[i]->name,
                            r == "applied" ? "would_apply" : r});
         }
     } catch (const Error&) {
@@ -188,7 +157,7 @@ void dry_run(Connection& conn, const std::vector<const MigrationFile*>& pending,
     conn.exec("ROLLBACK");
     // A non-transactional migration can't be tried and rolled back; later ones may need it.
     for (; i < pending.size(); ++i)
-        out.push_back({pending[i]->version, pending[i]->name, "not_tried"});
+        out.push_back({shown_version(*pending[i]), pending[i]->name, "not_tried"});
 }
 
 }  // namespace
@@ -227,10 +196,11 @@ static void backup_before_migrating(Connection& conn)
 int run_up()
 {
     const MigrateOptions& o = options();
-    if (!o.target.empty() && !is_version(o.target))
-        usage_error("--target must be a version (digits)");
     auto files = load_files();
+    std::string target = o.target.empty() ? "" : ledger_target(o.target);
     Connection conn = connect_ledger();
+    // Another applier finishes first; what it applied is then skipped (verify sees it).
+    take_migration_lock(conn);
     auto rows = verify(conn, files);
     check_history(rows);
 
@@ -247,14 +217,14 @@ int run_up()
     for (const auto& r : rows) {
         if (r.state != "pending")
             continue;
-        if (!o.target.empty() && compare_versions(r.version, o.target) > 0)
+        if (!target.empty() && compare_versions(r.version, target) > 0)
             continue;
         const MigrationFile* m = by_key.at(version_key(r.version));
         if (!latest_applied.empty() && compare_versions(m->version, latest_applied) < 0 &&
             !o.allow_out_of_order)
             throw Error(sqlstate::object_not_in_prerequisite_state,
                         fmt::format("migration {} is older than the latest applied migration {}",
-                                    label(m->version, m->name), latest_applied),
+                                    label(shown_version(*m), m->name), latest_applied),
                         "", "Pass --allow-out-of-order to apply it anyway.");
         pending.push_back(m);
     }
@@ -288,10 +258,25 @@ int run_up()
         }
         if (!batch.empty())
             apply_batch(conn, batch, out);
+        // Repeatable migrations after the versioned ones, each changed one in its transaction.
+        for (const auto& [r, state] : repeatable_states(conn)) {
+            if (state == "ok")
+                continue;
+            conn.exec("BEGIN");
+            try {
+                auto res = conn.exec_params("SELECT warden.apply_repeatable($1, $2)", {r->name, r->sql});
+                conn.exec("COMMIT");
+                out.push_back({"R", r->name, std::string("repeatable_") + PQgetvalue(res.get(), 0, 0)});
+                progress(fmt::format("applied repeatable {}", r->name));
+            } catch (const Error&) {
+                PQclear(PQexec(conn.get(), "ROLLBACK"));
+                throw;
+            }
+        }
     }
 
     auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
-    std::string version = PQgetvalue(current.get(), 0, 0);
+    std::string version = shown_of(PQgetvalue(current.get(), 0, 0), files);
     std::map<std::string, int> counts;
     for (const auto& r : out)
         counts[r.result]++;
@@ -312,36 +297,113 @@ int run_up()
     } else if (!o.quiet) {
         std::printf("%d applied, %d skipped; current version %s\n", counts["applied"],
                     counts["skipped"], version.empty() ? "(none)" : version.c_str());
+        if (!repeatables().empty())
+            std::printf("%d repeatable migration%s re-applied, %zu unchanged\n",
+                        counts["repeatable_applied"], counts["repeatable_applied"] == 1 ? "" : "s",
+                        repeatables().size() - counts["repeatable_applied"]);
     }
     return 0;
 }
 
 // ---- down -------------------------------------------------------------------------------
 
+namespace {
+
+struct RollbackStep {
+    std::string version, name, down_checksum;
+    bool no_transaction;
+};
+
+// down --dir: a down file that differs from the stored down script is worth a warning
+// (the stored one runs: it is the one that matches what was applied).
+void warn_changed_down_files(const std::vector<RollbackStep>& steps,
+                             const std::vector<MigrationFile>& files)
+{
+    if (options().quiet)
+        return;
+    std::map<std::string, const MigrationFile*> by_key;
+    for (const auto& f : files)
+        by_key[version_key(f.version)] = &f;
+    for (const auto& s : steps) {
+        auto f = by_key.find(version_key(s.version));
+        if (f == by_key.end() || !f->second->has_down)
+            continue;
+        if (script_checksum(stored_down_sql(*f->second)) != s.down_checksum)
+            std::fprintf(stderr,
+                         "warden: warning: %s differs from the down script stored when %s was "
+                         "applied; the stored one runs\n",
+                         f->second->down_file.c_str(), label(shown_version(*f->second), s.name).c_str());
+    }
+}
+
+}  // namespace
+
 int run_down()
 {
     const MigrateOptions& o = options();
-    if (!o.target.empty() && !is_version(o.target))
-        usage_error("--target must be a version (digits)");
+    // The folder, when there is one, says how --target is written and which down files to
+    // compare; down itself runs the stored scripts.
+    auto files = note_folder_layout();
+    std::string target = o.target.empty() ? "" : ledger_target(o.target);
     Connection conn = connect_ledger();
-    if (o.dry_run)
-        conn.exec("BEGIN");
-    std::vector<std::string> versions;
-    try {
-        auto res = o.target.empty()
-                       ? conn.exec("SELECT v FROM warden.rollback_migration() v")
-                       : conn.exec_params("SELECT v FROM warden.rollback_migration($1) v", {o.target});
-        for (int i = 0; i < PQntuples(res.get()); ++i)
-            versions.push_back(PQgetvalue(res.get(), i, 0));
-    } catch (const Error&) {
-        if (o.dry_run)
-            PQclear(PQexec(conn.get(), "ROLLBACK"));
-        throw;
+    take_migration_lock(conn);
+
+    std::vector<RollbackStep> steps;
+    bool any_no_transaction = false;
+    auto has_plan = conn.exec("SELECT pg_catalog.to_regprocedure('warden.rollback_plan(text)') IS NOT NULL");
+    if (std::string(PQgetvalue(has_plan.get(), 0, 0)) == "t") {
+        const char* columns = "SELECT version, name, no_transaction, coalesce(down_checksum, '') ";
+        auto plan = target.empty()
+                        ? conn.exec(std::string(columns) + "FROM warden.rollback_plan()")
+                        : conn.exec_params(std::string(columns) + "FROM warden.rollback_plan($1)", {target});
+        for (int i = 0; i < PQntuples(plan.get()); ++i) {
+            steps.push_back({PQgetvalue(plan.get(), i, 0), PQgetvalue(plan.get(), i, 1),
+                             PQgetvalue(plan.get(), i, 3),
+                             std::string(PQgetvalue(plan.get(), i, 2)) == "t"});
+            any_no_transaction = any_no_transaction || steps.back().no_transaction;
+        }
+        warn_changed_down_files(steps, files);
     }
-    if (o.dry_run)
-        conn.exec("ROLLBACK");
+
+    std::vector<std::string> versions;
+    if (!any_no_transaction || o.dry_run) {
+        // One call rolls every migration back in one transaction (the dry run's too).
+        if (o.dry_run)
+            conn.exec("BEGIN");
+        try {
+            auto res = target.empty()
+                           ? conn.exec("SELECT v FROM warden.rollback_migration() v")
+                           : conn.exec_params("SELECT v FROM warden.rollback_migration($1) v", {target});
+            for (int i = 0; i < PQntuples(res.get()); ++i)
+                versions.push_back(shown_of(PQgetvalue(res.get(), i, 0), files));
+        } catch (const Error&) {
+            if (o.dry_run)
+                PQclear(PQexec(conn.get(), "ROLLBACK"));
+            throw;
+        }
+        if (o.dry_run)
+            conn.exec("ROLLBACK");
+    } else {
+        // Newest first, each on its own: a transactional down script in its transaction, a
+        // non-transactional one through begin_rollback and its statements at top level.
+        for (const auto& s : steps) {
+            if (!s.no_transaction) {
+                conn.exec("SELECT warden.rollback_migration()");
+            } else {
+                auto begun = conn.exec_params("SELECT warden.begin_rollback($1)", {s.version});
+                std::string script = PQgetvalue(begun.get(), 0, 0);
+                progress(fmt::format("rolling back {} outside a transaction",
+                                     label(shown_of(s.version, files), s.name)));
+                run_statements(conn, s.version,
+                               fmt::format("rollback of migration {} ({})", shown_of(s.version, files), s.name),
+                               script);
+                conn.exec_params("SELECT warden.finish_rollback($1)", {s.version});
+            }
+            versions.push_back(shown_of(s.version, files));
+        }
+    }
     auto current = conn.exec("SELECT coalesce(warden.current_version(), '')");
-    std::string version = PQgetvalue(current.get(), 0, 0);
+    std::string version = shown_of(PQgetvalue(current.get(), 0, 0), files);
     if (o.json) {
         std::printf("%s\n", json({{"dry_run", o.dry_run},
                                   {"rolled_back", versions},

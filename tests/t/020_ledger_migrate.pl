@@ -107,8 +107,6 @@ my %bad = (
 		qr/duplicate version/ ],
 	'down without up' => [ [ '--dir', folder('001_a.sql' => "CREATE TABLE a ();\n", '002_b.down.sql' => "DROP TABLE b;\n") ],
 		qr/down file "002_b.down.sql" has no up file/ ],
-	'empty file' => [ [ '--dir', folder('001_a.sql' => "CREATE TABLE a ();\n", '002_b.sql' => "\n") ],
-		qr/"002_b.sql" is empty/ ],
 	'non-UTF-8 file' => [ [ '--dir', folder('001_a.sql' => "CREATE TABLE a ();\n", '002_b.sql' => "SELECT '\xe9';\n") ],
 		qr/"002_b.sql" is not valid UTF-8/ ],
 	'unknown directive' => [ [ '--dir', folder('001_a.sql' => "CREATE TABLE a ();\n", '002_b.sql' => "-- warden:no-transactions\nSELECT 1;\n") ],

@@ -120,12 +120,33 @@ TEST_CASE("ledger: bad folders are refused with the file named", "[migration_fil
     CHECK(error_of({{"3_a.down.sql", "x"}}) == "down file \"3_a.down.sql\" has no up file");
     CHECK(error_of({{"3_a.down.sql", "x"}, {"3_b.up.sql", "y"}}) ==
           "duplicate version 3: \"3_b.up.sql\" and \"3_a.down.sql\"");
-    CHECK(error_of({{"4_a.sql", " \n\t\n"}}) == "\"4_a.sql\" is empty");
     CHECK(error_of({{"4_a.sql", "SELECT '\xE9';"}}) == "\"4_a.sql\" is not valid UTF-8");
-    CHECK(error_of({{"4_a.up.sql", "SELECT 1;"}, {"4_a.down.sql", ""}}) == "\"4_a.down.sql\" is empty");
     CHECK(error_of({{"create.sql", "SELECT 1;"}}) == "\"create.sql\" is not a migration file name");
     CHECK(error_of({{"5_a.sql", "-- warden:transaction\nSELECT 1;"}}) ==
           "5_a.sql, line 1: unknown directive \"-- warden:transaction\"");
+}
+
+TEST_CASE("ledger: empty and comment-only files are no-op migrations", "[migration_files]")
+{
+    auto set = build_migration_set({{"4_a.sql", " \n\t\n"},
+                                    {"5_b.up.sql", "-- nothing to do\n"},
+                                    {"5_b.down.sql", ""}});
+    REQUIRE(set.size() == 2);
+    CHECK(set[0].up_sql == " \n\t\n");
+    CHECK(set[0].checksum == script_checksum(" \n\t\n"));
+    CHECK(set[1].has_down);
+    CHECK(set[1].down_sql.empty());
+}
+
+TEST_CASE("ledger: a byte-order mark is not sent to the server", "[migration_files]")
+{
+    auto set = build_migration_set({{"1_a.up.sql", "\xEF\xBB\xBF" "CREATE TABLE a ();\n"},
+                                    {"1_a.down.sql", "\xEF\xBB\xBF" "DROP TABLE a;\n"}});
+    REQUIRE(set.size() == 1);
+    CHECK(set[0].up_sql == "CREATE TABLE a ();\n");
+    CHECK(set[0].down_sql == "DROP TABLE a;\n");
+    CHECK(set[0].checksum == script_checksum(set[0].up_sql));
+    CHECK(set[0].checksum == script_checksum("\xEF\xBB\xBF" "CREATE TABLE a ();\n"));
 }
 
 TEST_CASE("ledger: CRLF and LF files get one checksum, a changed byte another", "[migration_files]")

@@ -1,0 +1,2 @@
+-- warden:no-transaction
+DROP INDEX CONCURRENTLY accounts_email_idx;

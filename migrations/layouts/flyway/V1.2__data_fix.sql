@@ -1,0 +1,1 @@
+-- Placeholder for a data fix that only production needed.

@@ -1,0 +1,4 @@
+CREATE TABLE accounts (
+    id bigserial PRIMARY KEY,
+    login text NOT NULL UNIQUE
+);

@@ -1,0 +1,2 @@
+-- Kept for history: this step moved data with a tool that is gone.
+-- Nothing to do on a new database.

@@ -1,0 +1,4 @@
+CREATE TABLE networks (
+    id UUID PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL DEFAULT now()
+);

@@ -1,0 +1,5 @@
+CREATE TABLE identities (
+    id uuid PRIMARY KEY,
+    nid uuid REFERENCES networks (id),
+    traits text NOT NULL
+);

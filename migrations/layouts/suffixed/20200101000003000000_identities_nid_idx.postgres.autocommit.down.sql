@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY identities_nid_idx;

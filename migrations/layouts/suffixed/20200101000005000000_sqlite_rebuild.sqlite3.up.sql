@@ -1,0 +1,1 @@
+CREATE TABLE _identities_tmp AS SELECT * FROM identities;
