@@ -30,5 +30,8 @@ char* warden_audit_key_hash(const char* column, const char* value);
 // partition covers go to the default partition.
 Oid warden_audit_route(TimestampTz ts, Relation* parent_out);
 
+// Registers the transaction callbacks that end seal mode (audit_seal.cpp).
+void warden_audit_seal_init(void);
+
 // Registers the invalidation callback that forgets warden.audit_log's OID (audit_route.cpp).
 void warden_audit_route_init(void);

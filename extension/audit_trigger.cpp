@@ -505,6 +505,7 @@ void warden_audit_init(void)
     warden_audit_route_init();
     warden_audit_guard_init();
     warden_audit_floor_init();
+    warden_audit_seal_init();
 }
 
 WARDEN_FUNCTION(warden_audit_trigger)
