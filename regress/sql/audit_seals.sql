@@ -23,8 +23,14 @@ SELECT log_at('2026-01-01 10:00:10+00', 'items', 1), log_at('2026-01-01 10:00:20
        log_at('2026-01-01 10:02:30+00', 'items', 3), log_at('2026-01-01 10:05:00+00', 'items', 4),
        log_at('2026-01-02 10:00:00+00', 'items', 5), log_at('2026-01-02 10:00:59.999999+00', 'other', 6);
 
+-- Security events at the same times (recorded_at places them; occurred_at may be earlier).
+INSERT INTO warden.security_events (occurred_at, recorded_at, event_type, principal, detail) VALUES
+    ('2026-01-01 10:00:29+00', '2026-01-01 10:00:30+00', 'login_failed', 'mallory', 'bad password'),
+    ('2026-01-01 10:00:29+00', '2026-01-01 10:00:31+00', 'locked', 'mallory', 'too many failures'),
+    ('2026-01-01 10:02:59+00', '2026-01-01 10:03:10+00', 'login_failed', 'mallory', 'bad password');
+
 -- Nothing sealed yet: verify has nothing to check and says so.
-SELECT chain, ok, seals, rows_checked, sealed_through FROM warden.verify_audit();
+SELECT chain, ok, seals, rows_checked, sealed_through FROM warden.verify_audit() ORDER BY chain;
 
 -- Sealing up to 2026-01-03: slices with rows are one minute each, empty stretches one
 -- seal each; the first seal starts at the oldest row's slice.
@@ -33,8 +39,8 @@ SELECT seq, slice_start, slice_end, row_count, cardinality(groups) AS groups, pa
        prev_seal IS NOT DISTINCT FROM lag(seal) OVER (ORDER BY seq) AS linked
 FROM warden.audit_seals WHERE chain = 'audit_log' ORDER BY seq;
 SELECT warden.seal_audit('2026-01-03 00:00+00') AS nothing_new;
-SELECT chain, ok, seals, rows_checked, sealed_through, problem FROM warden.verify_audit();
-SELECT chain, seq, slice_end, length(seal) AS hex_length FROM warden.audit_head();
+SELECT chain, ok, seals, rows_checked, sealed_through, problem FROM warden.verify_audit() ORDER BY chain;
+SELECT chain, seq, slice_end, length(seal) AS hex_length FROM warden.audit_head() ORDER BY chain;
 
 -- Each tampering is undone by ROLLBACK before the next one.
 -- A deleted row: its slice (seal 3) is named.
@@ -42,7 +48,7 @@ BEGIN;
 SELECT warden._audit_retention_mode(true);
 DELETE FROM warden.audit_log WHERE record_key = '{"id": 3}';
 SELECT ok, first_bad_seq, slice_start, slice_end, problem, detail ~ 'public.items' AS names_table, problems
-FROM warden.verify_audit();
+FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- An edited row (seal 5).
@@ -50,25 +56,25 @@ BEGIN;
 SELECT warden._audit_retention_mode(true);
 UPDATE warden.audit_log SET new_values = '{"id": 4, "v": "forged"}' WHERE record_key = '{"id": 4}';
 SELECT ok, first_bad_seq, slice_start, slice_end, problem, detail ~ '1 row\(s\) sealed, 1 found' AS counts
-FROM warden.verify_audit();
+FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- A changed time moves a row to another slice: deleted from one, inserted into another.
 BEGIN;
 SELECT warden._audit_retention_mode(true);
 UPDATE warden.audit_log SET logged_at = '2026-01-01 10:03:00+00' WHERE record_key = '{"id": 4}';
-SELECT ok, first_bad_seq, problem, problems FROM warden.verify_audit();
+SELECT ok, first_bad_seq, problem, problems FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- A forged row inserted into an empty stretch (seal 4), and one older than the first seal.
 BEGIN;
 SELECT log_at('2026-01-01 10:04:00+00', 'items', 99);
 SELECT ok, first_bad_seq, slice_start, slice_end, problem, detail ~ '0 row\(s\) sealed, 1 found' AS counts
-FROM warden.verify_audit();
+FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 BEGIN;
 SELECT log_at('2026-01-01 09:59:59+00', 'items', 98);
-SELECT ok, first_bad_seq, slice_end, problem, detail FROM warden.verify_audit();
+SELECT ok, first_bad_seq, slice_end, problem, detail FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- A partition dropped by hand (seal 7 held its rows).
@@ -76,27 +82,71 @@ BEGIN;
 DROP TABLE warden.audit_log_p20260102;
 SELECT ok, first_bad_seq, slice_start, problem,
        detail ~ '^partition warden.audit_log_p20260102, which held' AS names_partition
-FROM warden.verify_audit();
+FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- since: only the seals ending after it are recomputed (the forged row before is not seen).
 BEGIN;
 SELECT warden._audit_retention_mode(true);
 DELETE FROM warden.audit_log WHERE record_key = '{"id": 1}';
-SELECT ok, seals, problem FROM warden.verify_audit('2026-01-01 10:01:00+00');
-SELECT ok, first_bad_seq, problem FROM warden.verify_audit();
+SELECT ok, seals, problem FROM warden.verify_audit('2026-01-01 10:01:00+00') WHERE chain = 'audit_log';
+SELECT ok, first_bad_seq, problem FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 
 -- The seals themselves: a superuser who edits one is found (its hash no longer matches,
 -- or the next seal no longer names it).
 BEGIN;
 UPDATE warden.audit_seals SET counts = '{2}', row_count = 2 WHERE chain = 'audit_log' AND seq = 3;
-SELECT ok, first_bad_seq, problem, detail FROM warden.verify_audit();
+SELECT ok, first_bad_seq, problem, detail FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
 BEGIN;
 DELETE FROM warden.audit_seals WHERE chain = 'audit_log' AND seq = 4;
-SELECT ok, first_bad_seq, problem, detail FROM warden.verify_audit();
+SELECT ok, first_bad_seq, problem, detail FROM warden.verify_audit() WHERE chain = 'audit_log';
 ROLLBACK;
+
+-- The security events' chain, per event type: a deleted and an edited event.
+BEGIN;
+DELETE FROM warden.security_events WHERE event_type = 'locked';
+SELECT chain, ok, first_bad_seq, slice_start, problem, detail FROM warden.verify_audit() WHERE chain = 'security_events';
+ROLLBACK;
+BEGIN;
+UPDATE warden.security_events SET principal = 'alice' WHERE recorded_at = '2026-01-01 10:03:10+00';
+SELECT chain, ok, first_bad_seq, slice_start, problem, detail FROM warden.verify_audit() WHERE chain = 'security_events';
+ROLLBACK;
+
+-- Retention removes what is past it and says so: verify tells its removals from tampering,
+-- and the seals stay.
+SELECT warden.cleanup_audit('30 days') AS removed;
+SELECT warden._cleanup_login_attempts();
+-- (trims of the log are cut at a seal boundary 30 days ago: shown as 2026-02-01)
+SELECT chain, grp IS NULL AS every_group, grp = 'locked' AS locked_group, removed_from,
+       least(removed_before, '2026-02-01') AS removed_before
+FROM warden.audit_seal_removals ORDER BY id;
+SELECT (SELECT count(*) FROM warden.audit_log WHERE logged_at < '2026-02-01') AS old_audit_rows,
+       (SELECT count(*) FROM warden.security_events WHERE recorded_at < '2026-02-01') AS old_events,
+       (SELECT count(*) FROM warden.audit_seals WHERE slice_end <= '2026-01-03') AS seals_kept;
+SELECT chain, ok, seals, problem FROM warden.verify_audit() ORDER BY chain;
+
+-- The ledger's chain, in real time: one-second slices, a migration, the slice waited for.
+UPDATE warden.audit_settings SET seal_interval = '1 second';
+SELECT warden.apply_migration('1', 'create_m', 'CREATE TABLE m (id int);', 'DROP TABLE m;');
+DO $$
+BEGIN
+    WHILE clock_timestamp() < date_trunc('second', (SELECT max(occurred_at) FROM warden.migration_events))
+                              + interval '1.1 second' LOOP
+        PERFORM pg_sleep(0.02);
+    END LOOP;
+END $$;
+SELECT warden.seal_audit() > 0 AS sealed;
+SELECT chain, ok, problem FROM warden.verify_audit() ORDER BY chain;
+SELECT (SELECT count(*) FROM warden.migration_events)
+       = (SELECT sum(row_count) FROM warden.audit_seals WHERE chain = 'migration_events') AS every_event_sealed;
+BEGIN;
+ALTER TABLE warden.migration_events DISABLE TRIGGER migration_events_guard;
+UPDATE warden.migration_events SET checksum = 'forged' WHERE event = 'applied';
+SELECT chain, ok, first_bad_seq > 0 AS named, problem, detail FROM warden.verify_audit() WHERE chain = 'migration_events';
+ROLLBACK;
+UPDATE warden.audit_settings SET seal_interval = '1 minute';
 
 -- No warden role changes a seal, nor writes one; the sealing routine's mode is not theirs.
 CREATE ROLE regress_seal_admin;
@@ -108,7 +158,7 @@ DELETE FROM warden.audit_seal_removals;
 INSERT INTO warden.audit_seals (chain, seq, slice_start, slice_end, row_count, groups, counts, hashes, seal)
 VALUES ('audit_log', 100, now(), now() + interval '1 minute', 0, '{}', '{}', '{}', '\x00');
 SELECT warden._audit_seal_mode(true);
-SELECT chain, ok FROM warden.verify_audit();
+SELECT chain, ok FROM warden.verify_audit() ORDER BY chain;
 RESET ROLE;
 -- A role granted the table by mistake still does not pass the guard outside seal mode.
 CREATE ROLE regress_seal_owner;
@@ -134,6 +184,6 @@ UPDATE warden.audit_settings SET seal_interval = '90 seconds';
 
 DROP ROLE regress_seal_admin;
 DROP ROLE regress_seal_owner;
-DROP TABLE items, other;
+DROP TABLE items, other, m;
 DROP FUNCTION log_at;
 DROP EXTENSION pg_warden;

@@ -93,6 +93,14 @@ CREATE FUNCTION warden._seal_bucket(ts timestamptz, starts timestamptz[]) RETURN
 AS 'MODULE_PATHNAME', 'warden_seal_bucket'
 LANGUAGE C STRICT IMMUTABLE;
 
+-- The security events' place in the chain: the clock when the row is written. occurred_at
+-- is when the event happened, which the lockout writers (background workers copying
+-- events queued in shared memory) record seconds after the fact: sealing by it would
+-- make their rows look inserted into slices already sealed.
+ALTER TABLE warden.security_events
+    ADD COLUMN recorded_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp();
+CREATE INDEX security_events_recorded ON warden.security_events (recorded_at);
+
 -- What each chain seals: its table, the column that places a row in a slice (set by the
 -- clock when the row is written), the group a row belongs to, and the row as hashed
 -- (its columns listed, so that a column added later does not change old hashes).
@@ -105,7 +113,15 @@ VALUES
     ('audit_log', 'warden.audit_log', 'logged_at', 'a.relid::text',
      'ROW(a.logged_at, a.op, a.relid, a.schema_name, a.table_name, a.record_key, a.old_values,
           a.new_values, a.excluded_changed, a.statement_at, a.transaction_at, a.txid,
-          a.session_user_name, a.current_user_name, a.actor, a.application_name, a.client_addr)')
+          a.session_user_name, a.current_user_name, a.actor, a.application_name, a.client_addr)'),
+    ('security_events', 'warden.security_events', 'recorded_at', 'a.event_type',
+     'ROW(a.id, a.occurred_at, a.event_type, a.principal, a.source, a.failures, a.locked_until,
+          a.actor, a.detail, a.recorded_at)'),
+    -- The ledger's events get occurred_at from the clock when they are written.
+    ('migration_events', 'warden.migration_events', 'occurred_at', 'a.event',
+     'ROW(a.id, a.occurred_at, a.event, a.version, a.name, a.checksum, a.execution_ms, a.detail,
+          a.session_user_name, a.current_user_name, a.application_name, a.client_addr,
+          a.transaction_id, a.pid)')
 $fn$;
 
 CREATE FUNCTION warden._seal_source(chain text, OUT tbl text, OUT ts text, OUT grp text, OUT row_expr text)
@@ -408,7 +424,7 @@ BEGIN
                                              THEN pg_catalog.format('relid %s (%s.%s)', m.grp,
                                                  (SELECT x.schema_name FROM warden.audit_tables x WHERE x.relid = m.grp::oid),
                                                  (SELECT x.table_name FROM warden.audit_tables x WHERE x.relid = m.grp::oid))
-                                             ELSE pg_catalog.format('group %s', m.grp) END,
+                                             ELSE pg_catalog.format('event %s', m.grp) END,
                                         coalesce(m.sealed_n, 0), coalesce(m.found_n, 0));
             IF problem = 'rows deleted' AND c = 'audit_log' THEN
                 SELECT x INTO p FROM unnest(m.partitions) x WHERE NOT EXISTS (
@@ -647,5 +663,58 @@ BEGIN
     END IF;
     PERFORM warden._audit_seal_mode(false);
     RETURN removed;
+END
+$fn$;
+
+-- Replaces 35_lockout.sql's body (same contract), and records what it removes from
+-- warden.security_events in warden.audit_seal_removals: per event type, the seals up to
+-- the end of the one holding the newest row removed.
+CREATE OR REPLACE FUNCTION warden._cleanup_login_attempts() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p    warden.lockout_policy;
+    keep interval;
+    n    bigint;
+BEGIN
+    SELECT * INTO p FROM warden.lockout_policy;
+    DELETE FROM warden.login_attempts a
+     WHERE coalesce(a.last_failure_at, '-infinity') < now() - p.attempt_retention
+       AND (a.locked_until IS NULL OR a.locked_until < now());
+    DELETE FROM warden.login_source_failures s
+     WHERE s.window_start < now() - p.source_window;
+    DELETE FROM warden.login_known_sources k
+     WHERE k.last_success_at < now() - p.known_source_retention;
+    -- Role counters (sql/1.2/36_role_lockout.sql) as idle counters above.
+    DELETE FROM warden.role_login_attempts r
+     WHERE coalesce(r.last_failure_at, '-infinity') < now() - p.attempt_retention
+       AND (r.locked_until IS NULL OR r.locked_until < now());
+    keep := greatest(p.event_retention, warden._audit_min_retention());
+    PERFORM warden._audit_retention_mode(true);
+    PERFORM warden._audit_seal_mode(true);
+    WITH d AS (
+        DELETE FROM warden.security_events e
+         WHERE e.occurred_at < now() - keep
+           AND e.event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled',
+                                'role_login_failed', 'role_locked', 'role_unlocked',
+                                'role_source_throttled')
+        RETURNING e.event_type, e.recorded_at),
+    g AS (SELECT d.event_type, max(d.recorded_at) AS newest, count(*) AS n FROM d GROUP BY 1),
+    r AS (
+        INSERT INTO warden.audit_seal_removals (chain, grp, removed_before, detail)
+        SELECT 'security_events', g.event_type,
+               coalesce((SELECT x.slice_end FROM warden.audit_seals x
+                         WHERE x.chain = 'security_events' AND x.slice_start <= g.newest AND x.slice_end > g.newest),
+                        g.newest + interval '1 microsecond'),
+               format('%s %s event(s) older than %s removed', g.n, g.event_type, keep)
+        FROM g)
+    SELECT coalesce(sum(g.n), 0) INTO n FROM g;
+    PERFORM warden._audit_seal_mode(false);
+    PERFORM warden._audit_retention_mode(false);
+    IF n > 0 THEN
+        INSERT INTO warden.security_events (event_type, detail)
+        VALUES ('security_events_removed', format('%s login events older than %s', n, keep));
+    END IF;
 END
 $fn$;
