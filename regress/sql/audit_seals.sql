@@ -182,6 +182,23 @@ UPDATE warden.audit_settings SET seal_interval = '7 seconds';
 UPDATE warden.audit_settings SET seal_interval = '7 minutes';
 UPDATE warden.audit_settings SET seal_interval = '90 seconds';
 
+-- The trigger keeps its partition state for the backend and takes the locks once per
+-- transaction: a savepoint rolled back releases them, and the next row takes them again.
+SELECT warden.audit_partition_for(now()) AS part \gset
+BEGIN;
+SAVEPOINT s;
+INSERT INTO items VALUES (1, 'a');
+ROLLBACK TO s;
+SELECT count(*) AS log_locks_after_rollback_to FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation = 'warden.audit_log'::regclass;
+INSERT INTO items VALUES (2, 'b');
+INSERT INTO items VALUES (3, 'c');
+SELECT mode, granted FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation IN ('warden.audit_log'::regclass, :'part'::regclass);
+COMMIT;
+SELECT record_key FROM warden.audit_log WHERE table_name = 'items' AND logged_at > now() - interval '1 hour'
+ORDER BY logged_at;
+
 DROP ROLE regress_seal_admin;
 DROP ROLE regress_seal_owner;
 DROP TABLE items, other, m;
