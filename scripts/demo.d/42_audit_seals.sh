@@ -14,8 +14,8 @@ DO $$ BEGIN
 END $$;
 SELECT warden.seal_audit() > 0 AS sealed;
 SQL
-warden audit verify
-warden audit head
+"$WARDEN" audit verify
+"$WARDEN" audit head
 
 bold "Someone with the owner's rights edits a sealed row: verify names the slice"
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -24,7 +24,7 @@ SELECT warden._audit_retention_mode(true) \g /dev/null
 UPDATE warden.audit_log SET new_values = '{"id": 3, "amount": 1}' WHERE table_name = 'demo_ledger' AND record_key = '{"id": 3}';
 COMMIT;
 SQL
-warden audit verify || echo "(exit $?)"
+"$WARDEN" audit verify || echo "(exit $?)"
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 DROP TABLE demo_ledger;
 UPDATE warden.audit_settings SET seal_interval = '1 minute';
