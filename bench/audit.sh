@@ -86,6 +86,30 @@ for round in $(seq "$rounds"); do
   done
 done
 chain=$(median ${tps[chain]})
+# The trigger's own cost per row, without pgbench's client round trips and with many rows
+# per transaction (where its per-transaction state pays): one session inserting 50,000
+# rows in one statement into each table, median of the rounds.
+declare -A bulk
+for round in $(seq "$rounds"); do
+  for t in none warden plpgsql; do
+    v=$(psql -X -q -At -v ON_ERROR_STOP=1 <<SQL
+SET synchronous_commit = off;
+SELECT clock_timestamp() AS t0 \gset
+INSERT INTO bench_$t SELECT i, i, i % 100, 'name ' || i, md5(i::text), i * 10, i / 7.0, i % 2 = 0,
+       '2026-01-01'::timestamptz + i * interval '1 minute', repeat('x', 40)
+FROM generate_series(1000001, 1050000) i;
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric * 1000, 1);
+DELETE FROM bench_$t WHERE id > 1000000;
+SQL
+)
+    v=$(echo "$v" | head -1)
+    bulk[$t]="${bulk[$t]:-} $v"
+    echo "round $round: bulk insert of 50,000 rows into $t: $v ms"
+  done
+done
+bulk_none=$(median ${bulk[none]})
+bulk_warden=$(median ${bulk[warden]})
+bulk_plpgsql=$(median ${bulk[plpgsql]})
 echo "seals written while pgbench ran: $(psql -X -At -c "SELECT count(*) || ' over ' || coalesce(sum(row_count), 0) || ' rows' FROM warden.audit_seals")"
 none=$(median ${tps[none]})
 warden=$(median ${tps[warden]})
@@ -96,6 +120,8 @@ echo "median tps: none $none, pg_warden $warden, plpgsql $plpgsql"
 echo "overhead (1 - tps/tps_none): pg_warden $ovh_warden, plpgsql $ovh_plpgsql"
 ratio_line audit_update_overhead_vs_plpgsql "$ovh_warden" "$ovh_plpgsql" "overhead" "target <= 0.5"
 ratio_line audit_update_tps_vs_no_trigger "$warden" "$none" "tps" "(plpgsql keeps $(awk -v a="$plpgsql" -v b="$none" 'BEGIN {printf "%.3f", a / b}'))"
+ratio_line audit_bulk_insert_overhead_vs_plpgsql "$(awk -v a="$bulk_warden" -v b="$bulk_none" 'BEGIN {printf "%.1f", a - b}')" \
+  "$(awk -v a="$bulk_plpgsql" -v b="$bulk_none" 'BEGIN {printf "%.1f", a - b}')" "ms" "(50,000 rows in one INSERT; no trigger $bulk_none ms)"
 ratio_line audit_update_tps_sealed_vs_unsealed "$chain" "$warden" "tps" "(writers while the trail is sealed every second, against none sealed)"
 fi
 [ "$part" != update ] || exit 0
