@@ -10,6 +10,8 @@
 // the types sealed here (jsonb, numeric, inet, text[]) reads no setting.
 //
 // Writers never see any of this: the worker's job computes the hashes after the fact.
+#include <openssl/evp.h>
+
 #include "audit.h"
 #include "bridge.h"
 
@@ -19,7 +21,6 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -60,17 +61,38 @@ struct SealState {
     uint8* digests;  // PG_SHA256_DIGEST_LENGTH bytes per row
     int64 nrows;
     int64 capacity;
-    StringInfoData buf;
 };
+
+// SHA-256 through one OpenSSL context kept for the backend, its algorithm fetched once:
+// a context (and an implicit fetch) per row would cost more than the row's bytes.
+EVP_MD* sha256_md = nullptr;
+EVP_MD_CTX* sha256_ctx = nullptr;
 
 void sha256(const uint8* data, size_t len, uint8* out)
 {
-    pg_cryptohash_ctx* ctx = pg_cryptohash_create(PG_SHA256);
-    if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, data, len) < 0 ||
-        pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("could not compute a SHA-256 hash: %s", pg_cryptohash_error(ctx))));
-    pg_cryptohash_free(ctx);
+    if (sha256_ctx == nullptr) {
+        if (sha256_md == nullptr)
+            sha256_md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+        if (sha256_md != nullptr)
+            sha256_ctx = EVP_MD_CTX_new();
+    }
+    unsigned int n = 0;
+    if (sha256_ctx == nullptr || EVP_DigestInit_ex2(sha256_ctx, sha256_md, nullptr) != 1 ||
+        EVP_DigestUpdate(sha256_ctx, data, len) != 1 || EVP_DigestFinal_ex(sha256_ctx, out, &n) != 1 ||
+        n != PG_SHA256_DIGEST_LENGTH)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not compute a SHA-256 hash")));
+}
+
+// The row being encoded: one buffer for the backend, not one per group.
+StringInfo row_buffer()
+{
+    static StringInfo buf = nullptr;
+    if (buf == nullptr) {
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        buf = makeStringInfo();
+        MemoryContextSwitchTo(old);
+    }
+    return buf;
 }
 
 void describe_row(SealState* state, HeapTupleHeader row, MemoryContext context)
@@ -130,7 +152,7 @@ void encode_row(SealState* state, HeapTupleHeader row)
     heap_deform_tuple(&tuple, desc, values, nulls);
     ReleaseTupleDesc(desc);
 
-    StringInfo buf = &state->buf;
+    StringInfo buf = row_buffer();
     resetStringInfo(buf);
     for (int i = 0; i < state->natts; i++) {
         appendStringInfoChar(buf, nulls[i] ? 'n' : 'v');
@@ -194,24 +216,20 @@ WARDEN_FUNCTION(warden_seal_accum)
     SealState* state = PG_ARGISNULL(0) ? nullptr : (SealState*) PG_GETARG_POINTER(0);
     if (state == nullptr) {
         state = (SealState*) MemoryContextAllocZero(aggcontext, sizeof(SealState));
-        MemoryContext old = MemoryContextSwitchTo(aggcontext);
-        initStringInfo(&state->buf);
-        MemoryContextSwitchTo(old);
-        state->capacity = 64;
+        state->capacity = 8;
         state->digests = (uint8*) MemoryContextAlloc(aggcontext, state->capacity * PG_SHA256_DIGEST_LENGTH);
     }
     if (PG_ARGISNULL(1))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a sealed row must not be NULL")));
     HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(1);
     describe_row(state, row, aggcontext);
-    MemoryContext old = MemoryContextSwitchTo(aggcontext);
     encode_row(state, row);
-    MemoryContextSwitchTo(old);
     if (state->nrows == state->capacity) {
         state->capacity *= 2;
         state->digests = (uint8*) repalloc_huge(state->digests, state->capacity * PG_SHA256_DIGEST_LENGTH);
     }
-    sha256((const uint8*) state->buf.data, state->buf.len, state->digests + state->nrows * PG_SHA256_DIGEST_LENGTH);
+    StringInfo buf = row_buffer();
+    sha256((const uint8*) buf->data, buf->len, state->digests + state->nrows * PG_SHA256_DIGEST_LENGTH);
     state->nrows++;
     PG_RETURN_POINTER(state);
 }

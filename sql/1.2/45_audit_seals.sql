@@ -206,7 +206,9 @@ BEGIN
     FOR r IN EXECUTE pg_catalog.format(
         'SELECT greatest(pg_catalog.date_bin($1, a.%1$I, $2), $3) AS s, %2$s AS grp, count(*) AS n,
                 warden._seal_hash(%3$s) AS h,
-                array_agg(DISTINCT a.tableoid::regclass::text) AS parts
+                -- (one partition per slice, or two while rows move out of the default one)
+                array_remove(ARRAY[min(a.tableoid)::regclass::text,
+                                   nullif(max(a.tableoid), min(a.tableoid))::regclass::text], NULL) AS parts
          FROM %4$s a WHERE a.%1$I >= $3 AND a.%1$I < $4
          GROUP BY 1, 2 ORDER BY 1', src.ts, src.grp, src.row_expr, src.tbl)
         USING w, origin, lo, hi LOOP
