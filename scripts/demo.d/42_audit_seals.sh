@@ -17,7 +17,7 @@ SQL
 "$WARDEN" audit verify
 "$WARDEN" audit head
 
-bold "Someone with the owner's rights edits a sealed row: verify names the slice"
+bold "A superuser edits a sealed row: verify names the slice"
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 BEGIN;
 SELECT warden._audit_retention_mode(true) \g /dev/null

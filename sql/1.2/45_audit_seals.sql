@@ -145,22 +145,20 @@ SELECT sha256(coalesce(prev, '\x'::bytea) || convert_to(chain, 'UTF8') || int8se
                            FROM unnest(grps, counts, hashes) AS u(g, n, h)), '\x'::bytea))
 $fn$;
 
--- Appends one seal to a chain (in seal mode).
-CREATE FUNCTION warden._seal_append(c text, lo timestamptz, hi timestamptz, grps text[], counts bigint[],
-                                    hashes bytea[], parts text[]) RETURNS void
+-- Appends seal number seq to a chain (in seal mode), after the seal prev; returns its hash.
+CREATE FUNCTION warden._seal_append(c text, seq bigint, prev bytea, lo timestamptz, hi timestamptz,
+                                    grps text[], counts bigint[], hashes bytea[], parts text[]) RETURNS bytea
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    last warden.audit_seals;
-    n    bigint;
+    h constant bytea := warden._seal_link(prev, c, seq, lo, hi, grps, counts, hashes);
 BEGIN
-    SELECT * INTO last FROM warden.audit_seals s WHERE s.chain = c ORDER BY s.seq DESC LIMIT 1;
-    n := coalesce(last.seq, 0) + 1;
     INSERT INTO warden.audit_seals (chain, seq, slice_start, slice_end, row_count, groups, counts, hashes,
                                     partitions, prev_seal, seal)
-    VALUES (c, n, lo, hi, (SELECT coalesce(sum(x), 0) FROM unnest(counts) x), grps, counts, hashes, parts,
-            last.seal, warden._seal_link(last.seal, c, n, lo, hi, grps, counts, hashes));
+    VALUES (c, seq, lo, hi, (SELECT coalesce(sum(x), 0) FROM unnest(counts) x), grps, counts, hashes, parts,
+            prev, h);
+    RETURN h;
 END
 $fn$;
 
@@ -184,6 +182,8 @@ DECLARE
     counts  bigint[];
     hashes  bytea[];
     parts   text[];
+    n       bigint;
+    prev    bytea;
     written integer := 0;
 BEGIN
     SELECT * INTO STRICT src FROM warden._seal_source(c);
@@ -192,7 +192,10 @@ BEGIN
     SELECT * INTO last FROM warden.audit_seals s WHERE s.chain = c ORDER BY s.seq DESC LIMIT 1;
     IF FOUND THEN
         lo := last.slice_end;
+        n := last.seq;
+        prev := last.seal;
     ELSE
+        n := 0;
         EXECUTE pg_catalog.format('SELECT min(a.%I) FROM %s a', src.ts, src.tbl) INTO lo;
         IF lo IS NULL OR lo >= hi THEN
             RETURN 0;
@@ -213,7 +216,8 @@ BEGIN
          GROUP BY 1, 2 ORDER BY 1', src.ts, src.grp, src.row_expr, src.tbl)
         USING w, origin, lo, hi LOOP
         IF s_start IS NOT NULL AND r.s <> s_start THEN
-            PERFORM warden._seal_append(c, s_start, pg_catalog.date_bin(w, s_start, origin) + w,
+            n := n + 1;
+            prev := warden._seal_append(c, n, prev, s_start, pg_catalog.date_bin(w, s_start, origin) + w,
                                         grps, counts, hashes, parts);
             written := written + 1;
             cur := pg_catalog.date_bin(w, s_start, origin) + w;
@@ -221,7 +225,8 @@ BEGIN
         END IF;
         IF s_start IS NULL THEN
             IF r.s > cur THEN
-                PERFORM warden._seal_append(c, cur, r.s, '{}', '{}', '{}', NULL);
+                n := n + 1;
+                prev := warden._seal_append(c, n, prev, cur, r.s, '{}', '{}', '{}', NULL);
                 written := written + 1;
             END IF;
             s_start := r.s;
@@ -236,13 +241,15 @@ BEGIN
         parts := ARRAY(SELECT DISTINCT x FROM unnest(parts || r.parts) x ORDER BY 1);
     END LOOP;
     IF s_start IS NOT NULL THEN
-        PERFORM warden._seal_append(c, s_start, pg_catalog.date_bin(w, s_start, origin) + w,
+        n := n + 1;
+        prev := warden._seal_append(c, n, prev, s_start, pg_catalog.date_bin(w, s_start, origin) + w,
                                     grps, counts, hashes, parts);
         written := written + 1;
         cur := pg_catalog.date_bin(w, s_start, origin) + w;
     END IF;
     IF cur < hi THEN
-        PERFORM warden._seal_append(c, cur, hi, '{}', '{}', '{}', NULL);
+        n := n + 1;
+        prev := warden._seal_append(c, n, prev, cur, hi, '{}', '{}', '{}', NULL);
         written := written + 1;
     END IF;
     RETURN written;
