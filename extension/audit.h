@@ -30,5 +30,19 @@ char* warden_audit_key_hash(const char* column, const char* value);
 // partition covers go to the default partition.
 Oid warden_audit_route(TimestampTz ts, Relation* parent_out);
 
+// Registers the transaction callbacks that end seal mode (audit_seal.cpp).
+void warden_audit_seal_init(void);
+
+// Where the trigger inserts a row logged at ts: the parent and the partition, open (close
+// both with NoLock) and locked RowExclusive, the conversion from the parent's columns
+// (NULL when none is needed) and a slot of the partition's, both owned by audit_route.cpp.
+struct AuditTarget {
+    Relation parent;
+    Relation partition;
+    struct TupleConversionMap* map;
+    struct TupleTableSlot* slot;
+};
+void warden_audit_target(TimestampTz ts, AuditTarget* target);
+
 // Registers the invalidation callback that forgets warden.audit_log's OID (audit_route.cpp).
 void warden_audit_route_init(void);

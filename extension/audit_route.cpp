@@ -1,17 +1,28 @@
 // Routing an audit row to the partition of warden.audit_log that covers its time, by a
 // binary search over the parent's partition bounds (kept in the relcache), so that the
 // trigger can insert straight into the partition without planning an INSERT per row.
+//
+// What inserting into a partition needs (its bounds, the conversion from the parent's
+// columns, a slot) is kept for the backend's lifetime, until the relcache invalidates the
+// parent or the partition; the locks are taken once per transaction. A row whose time
+// falls within the bounds of the partition used last costs no lock, no search and no
+// allocation beyond its own tuple.
 #include "audit.h"
 #include "bridge.h"
 
 extern "C" {
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/tupconvert.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
 #include "catalog/namespace.h"
 #include "nodes/makefuncs.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -22,10 +33,47 @@ namespace {
 // Forgotten whenever the relation is invalidated (dropped with the extension, recreated).
 Oid audit_log_oid = InvalidOid;
 
+// The partition used last, with what inserting into it needs.
+struct Binding {
+    Oid parent;
+    Oid partition;
+    bool bounded;  // a range partition: rows within [lo, hi) go to it without a search
+    TimestampTz lo;
+    TimestampTz hi;
+    TupleConversionMap* map;
+    TupleTableSlot* slot;
+    MemoryContext context;
+};
+Binding binding = {};
+// This (sub)transaction holds both locks of binding.
+bool locked_in = false;
+
+void forget_binding()
+{
+    if (binding.context != nullptr)
+        MemoryContextDelete(binding.context);
+    binding = Binding{};
+    locked_in = false;
+}
+
 void forget_audit_log(Datum, Oid relid)
 {
     if (relid == InvalidOid || relid == audit_log_oid)
         audit_log_oid = InvalidOid;
+    if (relid == InvalidOid || relid == binding.parent || relid == binding.partition)
+        forget_binding();
+}
+
+void end_of_transaction(XactEvent, void*)
+{
+    locked_in = false;
+}
+
+// Locks taken in an aborted subtransaction are released with it.
+void end_of_subtransaction(SubXactEvent event, SubTransactionId, SubTransactionId, void*)
+{
+    if (event == SUBXACT_EVENT_ABORT_SUB)
+        locked_in = false;
 }
 
 // Once per backend: the server log says that maintenance is behind.
@@ -60,9 +108,14 @@ Oid lock_audit_log()
 void warden_audit_route_init(void)
 {
     CacheRegisterRelcacheCallback(forget_audit_log, (Datum) 0);
+    RegisterXactCallback(end_of_transaction, nullptr);
+    RegisterSubXactCallback(end_of_subtransaction, nullptr);
 }
 
-Oid warden_audit_route(TimestampTz ts, Relation* parent_out)
+namespace {
+
+// The search: the partition covering ts, locked, with its bounds when it has them.
+Oid route(TimestampTz ts, Relation* parent_out, bool* bounded, TimestampTz* lo, TimestampTz* hi)
 {
     Relation parent = table_open(lock_audit_log(), NoLock);
     if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
@@ -80,6 +133,13 @@ Oid warden_audit_route(TimestampTz ts, Relation* parent_out)
             int offset = partition_range_datum_bsearch(key->partsupfunc, key->partcollation,
                                                        bounds, 1, &value, &equal);
             index = bounds->indexes[offset + 1];
+            *bounded = index >= 0 && offset >= 0 && offset + 1 < bounds->ndatums &&
+                       bounds->kind[offset][0] == PARTITION_RANGE_DATUM_VALUE &&
+                       bounds->kind[offset + 1][0] == PARTITION_RANGE_DATUM_VALUE;
+            if (*bounded) {
+                *lo = DatumGetTimestampTz(bounds->datums[offset][0]);
+                *hi = DatumGetTimestampTz(bounds->datums[offset + 1][0]);
+            }
         }
         if (index < 0) {
             index = bounds->default_index;
@@ -98,6 +158,62 @@ Oid warden_audit_route(TimestampTz ts, Relation* parent_out)
     LockRelationOid(partition, RowExclusiveLock);
     *parent_out = parent;
     return partition;
+}
+
+}  // namespace
+
+Oid warden_audit_route(TimestampTz ts, Relation* parent_out)
+{
+    bool bounded = false;
+    TimestampTz lo, hi;
+    return route(ts, parent_out, &bounded, &lo, &hi);
+}
+
+void warden_audit_target(TimestampTz ts, AuditTarget* target)
+{
+    if (binding.bounded && ts >= binding.lo && ts < binding.hi) {
+        if (!locked_in) {
+            // Invalidations are read while locking: the binding may go away here.
+            Oid parent = binding.parent, partition = binding.partition;
+            LockRelationOid(parent, RowExclusiveLock);
+            LockRelationOid(partition, RowExclusiveLock);
+            locked_in = binding.partition == partition;
+        }
+        if (locked_in) {
+            target->parent = table_open(binding.parent, NoLock);
+            target->partition = table_open(binding.partition, NoLock);
+            target->map = binding.map;
+            target->slot = binding.slot;
+            return;
+        }
+    }
+    Relation parent;
+    bool bounded = false;
+    TimestampTz lo = 0, hi = 0;
+    Oid partition_oid = route(ts, &parent, &bounded, &lo, &hi);
+    Relation partition = table_open(partition_oid, NoLock);
+    if (binding.partition != partition_oid || binding.parent != RelationGetRelid(parent)) {
+        forget_binding();
+        MemoryContext context =
+            AllocSetContextCreate(CacheMemoryContext, "pg_warden audit partition", ALLOCSET_SMALL_SIZES);
+        MemoryContext old = MemoryContextSwitchTo(context);
+        binding.map = convert_tuples_by_name(RelationGetDescr(parent), RelationGetDescr(partition));
+        // A copy of the descriptor: the relcache's is reference-counted per transaction.
+        binding.slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(partition)),
+                                                table_slot_callbacks(partition));
+        MemoryContextSwitchTo(old);
+        binding.context = context;
+        binding.parent = RelationGetRelid(parent);
+        binding.partition = partition_oid;
+    }
+    binding.bounded = bounded;
+    binding.lo = lo;
+    binding.hi = hi;
+    locked_in = true;
+    target->parent = parent;
+    target->partition = partition;
+    target->map = binding.map;
+    target->slot = binding.slot;
 }
 
 WARDEN_FUNCTION(warden_audit_partition_for)

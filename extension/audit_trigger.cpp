@@ -372,14 +372,15 @@ void check_audit_log_layout(Relation parent)
 }
 
 // Inserts the tuple into the partition (and its indexes, if it has any) without going
-// through the planner: the partition was chosen by warden_audit_route.
-void insert_into_partition(Relation partition, HeapTuple tuple)
+// through the planner: the partition was chosen by warden_audit_target, whose slot it uses.
+void insert_into_partition(const AuditTarget& target, HeapTuple tuple)
 {
-    TupleTableSlot* slot = MakeSingleTupleTableSlot(RelationGetDescr(partition), table_slot_callbacks(partition));
+    Relation partition = target.partition;
+    TupleTableSlot* slot = target.slot;
     ExecForceStoreHeapTuple(tuple, slot, false);
     if (!partition->rd_rel->relhasindex) {
         simple_table_tuple_insert(partition, slot);
-        ExecDropSingleTupleTableSlot(slot);
+        ExecClearTuple(slot);
         return;
     }
     EState* estate = CreateExecutorState();
@@ -390,7 +391,7 @@ void insert_into_partition(Relation partition, HeapTuple tuple)
     ExecInsertIndexTuples(result, slot, estate, false, false, nullptr, NIL);
     ExecCloseIndices(result);
     FreeExecutorState(estate);
-    ExecDropSingleTupleTableSlot(slot);
+    ExecClearTuple(slot);
 }
 
 struct Event {
@@ -402,8 +403,9 @@ struct Event {
 void write_event(const TriggerInfo* info, const Event& event)
 {
     TimestampTz now = GetCurrentTimestamp();
-    Relation parent;
-    Oid partition_oid = warden_audit_route(now, &parent);
+    AuditTarget target;
+    warden_audit_target(now, &target);
+    Relation parent = target.parent;
     check_audit_log_layout(parent);
     if (!client_addr_known)
         load_client_addr();
@@ -431,12 +433,10 @@ void write_event(const TriggerInfo* info, const Event& event)
     values[16] = client_addr, nulls[16] = client_addr_null;
 
     HeapTuple tuple = heap_form_tuple(RelationGetDescr(parent), values, nulls);
-    Relation partition = table_open(partition_oid, NoLock);
-    TupleConversionMap* map = convert_tuples_by_name(RelationGetDescr(parent), RelationGetDescr(partition));
-    if (map != nullptr)
-        tuple = execute_attr_map_tuple(tuple, map);
-    insert_into_partition(partition, tuple);
-    table_close(partition, NoLock);
+    if (target.map != nullptr)
+        tuple = execute_attr_map_tuple(tuple, target.map);
+    insert_into_partition(target, tuple);
+    table_close(target.partition, NoLock);
     table_close(parent, NoLock);
 }
 
@@ -505,6 +505,7 @@ void warden_audit_init(void)
     warden_audit_route_init();
     warden_audit_guard_init();
     warden_audit_floor_init();
+    warden_audit_seal_init();
 }
 
 WARDEN_FUNCTION(warden_audit_trigger)

@@ -32,13 +32,15 @@ WHERE c.relnamespace = 'warden'::regnamespace AND a.grantee = 0
 ORDER BY 1::text;
 
 -- The evidence: no warden role may change or remove rows of the audit log, the security
--- events, the ledger or its events (their guards refuse it even if granted by mistake).
+-- events, the ledger or its events, the audit seals or the record of what retention removed
+-- (their guards refuse it even if granted by mistake).
 SELECT c.oid::regclass AS evidence, r.rolname, p.privilege
 FROM pg_class c
 CROSS JOIN (VALUES ('warden_admin'), ('warden_app'), ('warden_monitor')) r(rolname)
 CROSS JOIN (VALUES ('UPDATE'), ('DELETE'), ('TRUNCATE')) p(privilege)
 WHERE c.oid IN ('warden.audit_log'::regclass, 'warden.security_events'::regclass,
-                'warden.migrations'::regclass, 'warden.migration_events'::regclass)
+                'warden.migrations'::regclass, 'warden.migration_events'::regclass,
+                'warden.audit_seals'::regclass, 'warden.audit_seal_removals'::regclass)
   AND has_table_privilege(r.rolname, c.oid, p.privilege)
 ORDER BY 1::text, 2, 3;
 
