@@ -56,6 +56,8 @@ std::string to_json_text(const BackupInfo& b)
         {"format", 1},
         {"id", b.id},
         {"kind", b.kind},
+        {"type", b.type},
+        {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
         {"label", b.label},
         {"status", b.status},
         {"started_at", b.started_at},
@@ -97,6 +99,16 @@ BackupInfo backup_info_from_json(const std::string& text)
         b.kind = doc.at("kind").get<std::string>();
         if (b.kind != "physical" && b.kind != "logical")
             throw Error(sqlstate::data_exception, "unknown backup kind \"" + b.kind + "\"");
+        b.type = doc.value("type", "full");
+        if (b.type != "full" && b.type != "incremental" && b.type != "differential")
+            throw Error(sqlstate::data_exception, "unknown backup type \"" + b.type + "\"");
+        if (doc.contains("parent") && !doc.at("parent").is_null())
+            b.parent = doc.at("parent").get<std::string>();
+        if ((b.type == "full") != b.parent.empty())
+            throw Error(sqlstate::data_exception, "a " + b.type + " backup " +
+                                                      (b.parent.empty() ? "without a parent" : "with a parent"));
+        if (!b.parent.empty() && !valid_backup_id(b.parent))
+            throw Error(sqlstate::data_exception, "parent \"" + b.parent + "\" is not a backup ID");
         b.label = doc.value("label", "");
         b.status = doc.value("status", "");
         b.started_at = doc.value("started_at", "");

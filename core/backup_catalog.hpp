@@ -28,6 +28,9 @@ struct CatalogTablespace {
 struct BackupInfo {
     std::string id;
     std::string kind;  // "physical" or "logical"
+    // Physical: "full", or "incremental" / "differential" with the parent it adds to.
+    std::string type = "full";
+    std::string parent;
     std::string label;
     std::string status = "complete";
     std::string started_at;   // ISO 8601 UTC

@@ -28,6 +28,7 @@ BackupInfo create_backup(const BackupRequest& req)
     o.threads = req.jobs;
     o.max_rate_kb = req.max_rate_kb;
     o.quiet = req.quiet;
+    o.incremental = req.incremental;
     return create_physical_backup(o);
 }
 

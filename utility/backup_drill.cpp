@@ -17,6 +17,7 @@
 #include "backup_common.hpp"
 #include "backup_logical.hpp"
 #include "backup_restore.hpp"
+#include "incremental_restore.hpp"
 #include "connection.hpp"
 #include "drill_account.hpp"
 #include "error.hpp"
@@ -164,7 +165,7 @@ void wait_until_ready(ServerProcess& server, const std::string& scratch, const s
     }
 }
 
-DrillReport drill_physical(const std::string& root, const std::string& backup_path, const BackupInfo& info,
+DrillReport drill_physical(const std::string& root, const BackupInfo& info,
                            const DrillOptions& opts)
 {
     // Decided before anything is recorded: a drill that cannot start a server says
@@ -182,7 +183,7 @@ DrillReport drill_physical(const std::string& root, const std::string& backup_pa
         ro.quiet = opts.quiet;
         for (const auto& t : info.tablespaces)
             ro.tablespace_map.emplace_back(t.oid, scratch + "/tablespace_" + t.oid);
-        restore_physical_backup(backup_path, info, ro);
+        restore_backup_chain(root, info, ro);
         // The socket lives in the 0700 scratch folder and nothing listens on TCP, so
         // local trust reaches only this user (and root): the drill needs no password.
         write_trust_hba(data);
@@ -257,7 +258,7 @@ DrillReport drill_logical(const std::string& backup_path, const BackupInfo& info
 DrillReport drill_backup(const std::string& root, BackupInfo info, const DrillOptions& opts)
 {
     std::string backup_path = root + "/" + info.id;
-    DrillReport r = info.kind == "physical" ? drill_physical(root, backup_path, info, opts)
+    DrillReport r = info.kind == "physical" ? drill_physical(root, info, opts)
                                             : drill_logical(backup_path, info, opts);
     info.verified_at = now_iso8601();
     info.verify_ok = r.ok;

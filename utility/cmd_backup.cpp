@@ -12,6 +12,8 @@
 #include "backup_drill.hpp"
 #include "backup_logical.hpp"
 #include "backup_restore.hpp"
+#include "backup_chain.hpp"
+#include "incremental_restore.hpp"
 #include "commands.hpp"
 #include "compressed_writer.hpp"
 #include "error.hpp"
@@ -28,9 +30,9 @@ namespace {
 
 struct CreateArgs {
     ConnectionOptions conn;
-    std::string dir, label, compress = "gzip", database;
+    std::string dir, label, compress = "gzip", database, from;
     int level = -1, jobs = 0, max_rate = 0;
-    bool logical = false, json = false, quiet = false;
+    bool logical = false, json = false, quiet = false, incremental = false, differential = false;
 };
 
 struct IdArgs {
@@ -67,6 +69,8 @@ json summary_json(const BackupInfo& b)
 {
     return {{"id", b.id},
             {"kind", b.kind},
+            {"type", b.kind == "physical" ? json(b.type) : json(nullptr)},
+            {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
             {"label", b.label},
             {"database", b.database},
             {"finished_at", b.finished_at},
@@ -103,6 +107,14 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "--logical needs --database NAME");
     if (!a.logical && !a.database.empty())
         throw Error(sqlstate::invalid_parameter_value, "--database applies to --logical backups only");
+    if (a.incremental && a.differential)
+        throw Error(sqlstate::invalid_parameter_value, "--incremental and --differential exclude each other");
+    if (!a.from.empty() && !a.incremental && !a.differential)
+        throw Error(sqlstate::invalid_parameter_value, "--from needs --incremental or --differential");
+    if (a.logical && (a.incremental || a.differential))
+        throw Error(sqlstate::invalid_parameter_value, "incremental and differential backups are physical only");
+    if (a.incremental || a.differential)
+        req.incremental = IncrementalRequest{a.differential, a.from};
     if (req.compression == Compression::gzip && (req.level < 1 || req.level > 9))
         throw Error(sqlstate::invalid_parameter_value, "gzip --level must be between 1 and 9");
     if (req.compression == Compression::zstd && (req.level < 1 || req.level > 19))
@@ -114,7 +126,8 @@ int run_create(const CreateArgs& a)
         std::printf("%s\n", json_text(summary_json(b)).c_str());
     } else {
         if (!a.quiet)
-            std::fprintf(stderr, "%s backup %s: %s in %s, stored %s (%s), WAL %s..%s\n", b.kind.c_str(),
+            std::fprintf(stderr, "%s backup %s: %s in %s, stored %s (%s), WAL %s..%s\n",
+                         b.parent.empty() ? b.kind.c_str() : (b.type + " (parent " + b.parent + ")").c_str(),
                          b.id.c_str(), human_bytes(b.original_bytes).c_str(), fmt_seconds(b.backup_seconds).c_str(),
                          human_bytes(b.stored_bytes).c_str(), b.compression.c_str(), b.start_lsn.c_str(),
                          b.stop_lsn.c_str());
@@ -142,6 +155,8 @@ int run_list(const IdArgs& a)
     for (const auto& b : l.backups) {
         std::string verified = !b.verify_ok ? "no" : *b.verify_ok ? "yes" : "FAILED";
         std::string label = b.kind == "logical" ? "db " + b.database + ": " + b.label : b.label;
+        if (!b.parent.empty())
+            label = b.type + " of " + b.parent + ": " + label;
         std::printf("%-20s %-8s %-20s %-12s %10s %10s %-9s %s\n", b.id.c_str(), b.kind.c_str(),
                     b.finished_at.c_str(), b.stop_lsn.c_str(), human_bytes(b.original_bytes).c_str(),
                     human_bytes(b.stored_bytes).c_str(), verified.c_str(), label.c_str());
@@ -160,7 +175,7 @@ int run_verify(const IdArgs& a)
     std::string detail = "ok";
     try {
         if (b.kind == "physical")
-            verify_physical_backup(path, b, a.quiet || a.json);
+            verify_backup_chain(a.dir, b, a.quiet || a.json);
         else
             verify_logical_backup(path, b, a.quiet || a.json);
     } catch (const Error& e) {
@@ -177,7 +192,8 @@ int run_verify(const IdArgs& a)
                     json_text(json{{"id", b.id}, {"ok", ok}, {"detail", detail}, {"seconds", *b.verify_seconds}})
                         .c_str());
     else if (ok && !a.quiet)
-        std::printf("backup %s verified: every file matches (%s)\n", b.id.c_str(),
+        std::printf("backup %s verified: every file matches%s (%s)\n", b.id.c_str(),
+                    b.parent.empty() ? "" : ", every block of its chain too",
                     fmt_seconds(*b.verify_seconds).c_str());
     if (!ok)
         throw Error("XX001", "backup " + b.id + " is damaged: " + detail);
@@ -219,6 +235,8 @@ int run_prune(const PruneArgs& a)
     p.now = std::time(nullptr);
     p.system_identifier = a.system_identifier;
     auto decisions = decide_retention(l.backups, p);
+    // An incremental backup is restorable only with its parents.
+    keep_needed_parents(l.backups, decisions);
 
     json out = json::array();
     for (const auto& d : decisions) {
@@ -279,7 +297,7 @@ int run_restore(const RestoreArgs& a)
         o.standby = a.standby;
         o.primary_conninfo = a.primary_conninfo;
         o.quiet = a.quiet || a.json;
-        RestoreReport r = restore_physical_backup(path, b, o);
+        RestoreReport r = restore_backup_chain(a.dir, b, o);
         if (pitr)
             out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
         out["target"] = r.target;
@@ -339,6 +357,11 @@ void add_backup_commands(CLI::App& app)
     c->add_option("-j,--jobs", create.jobs, "threads compressing / pg_dump jobs (default: one per core)");
     c->add_option("--max-rate", create.max_rate, "physical: limit the server to this many kB/s (32-1048576)")
         ->check(CLI::Range(32, 1048576));
+    c->add_flag("--incremental", create.incremental,
+                "physical: only the blocks changed since the newest backup (or --from ID)");
+    c->add_flag("--differential", create.differential,
+                "physical: only the blocks changed since the newest full backup (or --from ID)");
+    c->add_option("--from", create.from, "the parent backup of an --incremental or --differential one");
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");
     on_run(c, [] { return run_create(create); });
