@@ -14,6 +14,7 @@
 #include "backup_restore.hpp"
 #include "backup_chain.hpp"
 #include "incremental_restore.hpp"
+#include "restore_object.hpp"
 #include "commands.hpp"
 #include "compressed_writer.hpp"
 #include "error.hpp"
@@ -50,7 +51,7 @@ struct PruneArgs {
 
 struct RestoreArgs {
     ConnectionOptions conn;
-    std::string dir, id, target, database, primary_conninfo;
+    std::string dir, id, target, database, primary_conninfo, table, into, scratch, os_user;
     std::vector<std::string> tablespace_mapping;
     bool standby = false, clean = false, json = false, quiet = false;
     int jobs = 0;
@@ -273,9 +274,50 @@ int run_prune(const PruneArgs& a)
     return 0;
 }
 
+// --table / --into: one table or one database into another server.
+int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
+{
+    if (!a.target.empty() || a.standby || a.clean || walbackups::has_target(a.recovery))
+        throw Error(sqlstate::invalid_parameter_value,
+                    "--into restores one table or database: --target, --standby, --clean and recovery targets do not "
+                    "apply");
+    if (a.into.empty())
+        throw Error(sqlstate::invalid_parameter_value, "--table needs --into CONNINFO (the target database)");
+    ObjectRestoreOptions o;
+    o.table = a.table;
+    o.database = a.database;
+    o.into = a.into;
+    o.scratch = a.scratch;
+    o.os_user = a.os_user;
+    o.quiet = a.quiet || a.json;
+    double t0 = monotonic_seconds();
+    ObjectRestoreReport r = restore_object(a.dir, b, o);
+    double secs = seconds_since(t0);
+    if (a.json) {
+        std::printf("%s\n", json_text(json{{"id", b.id},
+                                           {"kind", b.kind},
+                                           {"source_database", r.source_database},
+                                           {"table", a.table.empty() ? json(nullptr) : json(a.table)},
+                                           {"rows", r.rows},
+                                           {"seconds", secs}})
+                                 .c_str());
+    } else if (!a.quiet) {
+        if (a.table.empty())
+            std::printf("restored database %s of backup %s: row counts match for %zu tables (%s)\n",
+                        r.source_database.c_str(), b.id.c_str(), r.rows.size(), fmt_seconds(secs).c_str());
+        else
+            std::printf("restored table %s of backup %s (database %s): %lld rows, as in the backup (%s)\n",
+                        a.table.c_str(), b.id.c_str(), r.source_database.c_str(),
+                        static_cast<long long>(r.rows.begin()->second), fmt_seconds(secs).c_str());
+    }
+    return 0;
+}
+
 int run_restore(const RestoreArgs& a)
 {
     BackupInfo b = load_backup(a.dir, a.id);
+    if (!a.table.empty() || !a.into.empty())
+        return run_restore_object(a, b);
     bool pitr = walbackups::has_target(a.recovery);
     if (pitr)
         walbackups::check_restore_target(a.recovery, b, a.standby);
@@ -415,7 +457,12 @@ void add_backup_commands(CLI::App& app)
         ->allow_extra_args(false);
     r->add_flag("--standby", restore.standby, "set the copy up as a streaming standby");
     r->add_option("--primary-conninfo", restore.primary_conninfo, "what the standby connects to");
-    r->add_option("--database", restore.database, "target database (logical backups)");
+    r->add_option("--database", restore.database,
+                  "target database (logical backups); with --into: the database to take from the backup");
+    r->add_option("--table", restore.table, "SCHEMA.NAME: restore only this table (needs --into)");
+    r->add_option("--into", restore.into, "CONNINFO of the database one table or database is restored into");
+    r->add_option("--scratch", restore.scratch, "with --into, physical: where the scratch server goes");
+    r->add_option("--os-user", restore.os_user, "with --into, physical, as root: the scratch server's account");
     r->add_flag("--clean", restore.clean, "drop the database's objects before restoring (logical)");
     r->add_option("-j,--jobs", restore.jobs, "pg_restore jobs (default: one per core)");
     add_connection_option(r, restore.conn);
