@@ -84,6 +84,11 @@ std::string to_json_text(const BackupInfo& b)
         {"wal", {{"segment_size", b.wal_segment_size}, {"segments", files_json(b.wal)}}},
         {"tablespaces", tbs},
         {"row_counts", b.row_counts},
+        {"encryption", b.encryption_salt.empty()
+                           ? json(nullptr)
+                           : json{{"method", "aes-256-gcm"},
+                                  {"salt", b.encryption_salt},
+                                  {"key_check", b.encryption_key_check}}},
     };
     return json_text(doc) + "\n";
 }
@@ -144,6 +149,18 @@ BackupInfo backup_info_from_json(const std::string& text)
             b.tablespaces.push_back({t.at("oid").get<std::string>(),
                                      t.at("location").get<std::string>(),
                                      t.at("archive").get<std::string>()});
+        if (doc.contains("encryption") && !doc.at("encryption").is_null()) {
+            const json& e = doc.at("encryption");
+            if (e.at("method").get<std::string>() != "aes-256-gcm")
+                throw Error(sqlstate::data_exception, "unknown encryption method");
+            b.encryption_salt = e.at("salt").get<std::string>();
+            b.encryption_key_check = e.at("key_check").get<std::string>();
+            auto is_hex = [](const std::string& h) {
+                return !h.empty() && h.size() % 2 == 0 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+            };
+            if (!is_hex(b.encryption_salt) || !is_hex(b.encryption_key_check))
+                throw Error(sqlstate::data_exception, "unreadable encryption salt or key check");
+        }
         if (doc.contains("row_counts"))
             b.row_counts = doc.at("row_counts").get<std::map<std::string, std::int64_t>>();
     } catch (const json::exception& e) {

@@ -29,6 +29,7 @@ BackupInfo create_backup(const BackupRequest& req)
     o.max_rate_kb = req.max_rate_kb;
     o.quiet = req.quiet;
     o.incremental = req.incremental;
+    o.encrypt = req.encrypt;
     return create_physical_backup(o);
 }
 

@@ -23,6 +23,7 @@ struct BackupRequest {
     int max_rate_kb = 0;  // physical: throttle the server to this many kB/s
     bool quiet = false;
     std::optional<IncrementalRequest> incremental;  // physical only
+    bool encrypt = false;                             // physical only; the secret is loaded
 };
 
 // Takes the backup and returns its published catalog entry; throws warden::Error (and

@@ -13,6 +13,7 @@
 
 #include "backup_check.hpp"
 #include "backup_common.hpp"
+#include "backup_key.hpp"
 #include "backup_manifest.hpp"
 #include "connection.hpp"
 #include "error.hpp"
@@ -103,6 +104,8 @@ public:
         info_.compression_level = opts_.compression == Compression::none ? 0 : opts_.level;
         info_.warden_version = kVersion;
         info_.started_at = now_iso8601();
+        if (opts_.encrypt)
+            start_encrypting(info_);
 
         Connection repl(opts_.conninfo, true, "warden backup");
         PGconn* conn = repl.get();

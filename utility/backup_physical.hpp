@@ -21,6 +21,7 @@ struct PhysicalBackupOptions {
     bool quiet = false;
     // Set: an incremental or differential backup (backup_incremental.hpp).
     std::optional<IncrementalRequest> incremental;
+    bool encrypt = false;  // seal the archives with the loaded secret (backup_key.hpp)
 };
 
 // Takes a backup and returns its catalog entry once it is published. On any failure the

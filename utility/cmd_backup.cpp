@@ -10,6 +10,7 @@
 #include "backup_common.hpp"
 #include "backup_create.hpp"
 #include "backup_drill.hpp"
+#include "backup_key.hpp"
 #include "backup_logical.hpp"
 #include "backup_restore.hpp"
 #include "backup_chain.hpp"
@@ -31,14 +32,14 @@ namespace {
 
 struct CreateArgs {
     ConnectionOptions conn;
-    std::string dir, label, compress = "gzip", database, from;
+    std::string dir, label, compress = "gzip", database, from, key_file;
     int level = -1, jobs = 0, max_rate = 0;
-    bool logical = false, json = false, quiet = false, incremental = false, differential = false;
+    bool logical = false, json = false, quiet = false, incremental = false, differential = false, encrypt = false;
 };
 
 struct IdArgs {
     ConnectionOptions conn;
-    std::string dir, id, scratch, os_user;
+    std::string dir, id, scratch, os_user, key_file;
     bool json = false, quiet = false;
 };
 
@@ -51,7 +52,7 @@ struct PruneArgs {
 
 struct RestoreArgs {
     ConnectionOptions conn;
-    std::string dir, id, target, database, primary_conninfo, table, into, scratch, os_user;
+    std::string dir, id, target, database, primary_conninfo, table, into, scratch, os_user, key_file;
     std::vector<std::string> tablespace_mapping;
     bool standby = false, clean = false, json = false, quiet = false;
     int jobs = 0;
@@ -72,6 +73,7 @@ json summary_json(const BackupInfo& b)
             {"kind", b.kind},
             {"type", b.kind == "physical" ? json(b.type) : json(nullptr)},
             {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
+            {"encrypted", !b.encryption_salt.empty()},
             {"label", b.label},
             {"database", b.database},
             {"finished_at", b.finished_at},
@@ -116,6 +118,14 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "incremental and differential backups are physical only");
     if (a.incremental || a.differential)
         req.incremental = IncrementalRequest{a.differential, a.from};
+    if (!a.key_file.empty() && !a.encrypt)
+        throw Error(sqlstate::invalid_parameter_value, "--key-file applies to --encrypt");
+    if (a.encrypt) {
+        if (a.logical)
+            throw Error(sqlstate::invalid_parameter_value, "--encrypt applies to physical backups only");
+        load_backup_secret(a.key_file);
+        req.encrypt = true;
+    }
     if (req.compression == Compression::gzip && (req.level < 1 || req.level > 9))
         throw Error(sqlstate::invalid_parameter_value, "gzip --level must be between 1 and 9");
     if (req.compression == Compression::zstd && (req.level < 1 || req.level > 19))
@@ -169,7 +179,10 @@ int run_list(const IdArgs& a)
 
 int run_verify(const IdArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    // Without the key nothing can be checked: that says nothing about the backup.
+    require_backup_key(b);
     std::string path = a.dir + "/" + a.id;
     double t0 = monotonic_seconds();
     bool ok = true;
@@ -203,7 +216,9 @@ int run_verify(const IdArgs& a)
 
 int run_drill(const IdArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    require_backup_key(b);
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
@@ -315,7 +330,9 @@ int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
 
 int run_restore(const RestoreArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    require_backup_key(b);
     if (!a.table.empty() || !a.into.empty())
         return run_restore_object(a, b);
     bool pitr = walbackups::has_target(a.recovery);
@@ -404,6 +421,9 @@ void add_backup_commands(CLI::App& app)
     c->add_flag("--differential", create.differential,
                 "physical: only the blocks changed since the newest full backup (or --from ID)");
     c->add_option("--from", create.from, "the parent backup of an --incremental or --differential one");
+    c->add_flag("--encrypt", create.encrypt,
+                "physical: AES-256-GCM encrypt the archives (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
+    c->add_option("--key-file", create.key_file, "file holding the key or passphrase for --encrypt");
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");
     on_run(c, [] { return run_create(create); });
@@ -419,6 +439,7 @@ void add_backup_commands(CLI::App& app)
     v->add_option("--dir", verify.dir, "backup folder")->required();
     v->add_option("id", verify.id, "backup ID")->required();
     add_connection_option(v, verify.conn);
+    v->add_option("--key-file", verify.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     v->add_flag("--json", verify.json, "print JSON");
     v->add_flag("--quiet", verify.quiet, "no progress");
     on_run(v, [] { return run_verify(verify); });
@@ -432,6 +453,7 @@ void add_backup_commands(CLI::App& app)
     d->add_option("--os-user", drill.os_user,
                   "run as root: the account the scratch server runs as (default: the owner of --dir, else "
                   "postgres)");
+    d->add_option("--key-file", drill.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     d->add_flag("--json", drill.json, "print JSON");
     d->add_flag("--quiet", drill.quiet, "no progress");
     on_run(d, [] { return run_drill(drill); });
@@ -466,6 +488,7 @@ void add_backup_commands(CLI::App& app)
     r->add_flag("--clean", restore.clean, "drop the database's objects before restoring (logical)");
     r->add_option("-j,--jobs", restore.jobs, "pg_restore jobs (default: one per core)");
     add_connection_option(r, restore.conn);
+    r->add_option("--key-file", restore.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     r->add_flag("--json", restore.json, "print JSON");
     r->add_flag("--quiet", restore.quiet, "no progress or summary");
     recovery::add_target_options(r, restore.recovery);

@@ -8,6 +8,7 @@
 #include "backup_check.hpp"
 #include "backup_common.hpp"
 #include "backup_incremental.hpp"
+#include "backup_key.hpp"
 #include "backup_paths.hpp"
 #include "block_map.hpp"
 #include "catalog_files.hpp"
@@ -309,9 +310,12 @@ std::set<std::string> manifest_paths(const BackupManifest& m)
 
 RestoreReport restore_backup_chain(const std::string& dir, const BackupInfo& backup, const PhysicalRestoreOptions& opts)
 {
+    require_backup_key(backup);
     if (backup.parent.empty())
         return restore_physical_backup(dir + "/" + backup.id, backup, opts);
     auto chain = open_chain(dir, backup.id);
+    for (const BackupInfo* b : chain->backups)
+        require_backup_key(*b);
     const BackupInfo& full = *chain->backups.front();
     std::string full_path = dir + "/" + full.id;
     std::set<std::string> present = manifest_paths(read_backup_manifest(full_path, full));
@@ -334,11 +338,14 @@ RestoreReport restore_backup_chain(const std::string& dir, const BackupInfo& bac
 
 void verify_backup_chain(const std::string& dir, const BackupInfo& backup, bool quiet)
 {
+    require_backup_key(backup);
     if (backup.parent.empty()) {
         verify_physical_backup(dir + "/" + backup.id, backup, quiet);
         return;
     }
     auto chain = open_chain(dir, backup.id);
+    for (const BackupInfo* b : chain->backups)
+        require_backup_key(*b);
     const BackupInfo& full = *chain->backups.front();
     try {
         verify_physical_backup(dir + "/" + full.id, full, quiet);
