@@ -20,6 +20,14 @@ if [ -z "$(psql -XAtc "SELECT 1 FROM pg_tablespace WHERE pg_tablespace_location(
 fi
 rm -rf "$scratch"
 
+bold "warden backup create --encrypt: AES-256-GCM archives; the catalog still lists them without the key"
+key=$(dirname "$backups")/demo.key
+(umask 077; openssl rand -hex 32 >"$key")
+enc=$("$WARDEN" backup create --dir "$backups" --incremental --encrypt --key-file "$key" --label "demo encrypted")
+head -c 8 "$backups/$enc/blocks.tar.gz"; echo "  <- the sealed file header of $enc/blocks.tar.gz"
+"$WARDEN" backup verify --dir "$backups" "$enc" 2>&1 || true
+"$WARDEN" backup verify --dir "$backups" "$enc" --key-file "$key"
+
 bold "warden backup prune --dry-run: a parent stays while a kept backup needs it"
 "$WARDEN" backup prune --dir "$backups" --keep-last 1 --dry-run
 psql -X -q -c "DROP TABLE demo_ledger"
