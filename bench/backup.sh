@@ -5,8 +5,13 @@
 #   restore:  warden restore vs untar of pg_basebackup's archive vs pgBackRest restore
 #   logical:  warden backup --logical / warden restore --database vs bare
 #             pg_dump -Fd -j 2 / pg_restore -j 2
+#   incremental: after a full backup and an UPDATE of 5% of pgbench_accounts (a
+#             contiguous aid range), warden backup create --incremental vs the full and
+#             vs pgBackRest --type=incr; the chain restored by warden vs pgBackRest's
+#             restore of its incremental
 # One run of each physical comparison and three alternating rounds of the logical ones
-# (the machine is shared); prints one ratio line per comparison.
+# (the machine is shared); prints one ratio line per comparison. PARTS=incremental runs
+# only the incremental comparison (SCALE=20 or so on a small machine).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-100}
@@ -67,6 +72,53 @@ ckpt() {
     sleep 0.5
   done
 }
+incremental_part() {
+  local inc="$out/inc" wf bf wi bi accounts
+  rm -rf "$inc"; mkdir -p "$inc"; [ "$(id -u)" -eq 0 ] && chown postgres: "$inc"
+  ckpt; t=$(now); "$WARDEN" backup create --dir "$inc/warden" --quiet >/dev/null; wf=$(since "$t")
+  ckpt; t=$(now); pgbr backup --type=full >/dev/null; bf=$(since "$t")
+  accounts=$(psql -XAtc 'SELECT count(*) FROM pgbench_accounts')
+  t=$(now)
+  psql -Xq -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $accounts / 20"
+  echo "  updated $((accounts / 20)) of $accounts accounts rows in $(since "$t") s"
+  ckpt; t=$(now); "$WARDEN" backup create --dir "$inc/warden" --incremental --quiet >"$inc/id"; wi=$(since "$t")
+  ckpt; t=$(now); pgbr backup --type=incr >/dev/null; bi=$(since "$t")
+  local id wi_size bi_size blocks_size full_size
+  id=$(cat "$inc/id")
+  wi_size=$(size_mb "$inc/warden/$id")
+  blocks_size=$(size_mb "$inc/warden/$id"/blocks.tar*)
+  full_size=$(size_mb "$(ls -d "$inc"/warden/*/ | head -n 1)")
+  bi_size=$(size_mb "$(ls -d "$brw"/repo/backup/bench/*I | tail -n 1)")
+  echo "incremental: warden full $wf s $full_size MB | warden incremental $wi s $wi_size MB" \
+       "(changed blocks compressed $blocks_size MB) | pgBackRest full $bf s, incr $bi s $bi_size MB"
+  ratio_line incremental_time_vs_full "$wi" "$wf" s "target <= 0.25"
+  ratio_line incremental_size_vs_changed_blocks "$wi_size" "$blocks_size" MB \
+    "target <= 1.5 (the rest: non-relation files, FSM/VM forks, the backup's WAL)"
+  ratio_line incremental_time_vs_pgbackrest_incr "$wi" "$bi" s "target <= 1.0"
+  ratio_line incremental_size_vs_pgbackrest_incr "$wi_size" "$bi_size" MB "target <= 1.0"
+  local rws=() rbs=() order=(warden pgbr) tool d
+  restore_chain_warden() { "$WARDEN" restore --dir "$inc/warden" "$id" --target "$inc/r_warden" --quiet; }
+  restore_chain_pgbr() {
+    mkdir -p "$inc/r_pgbr"; [ "$(id -u)" -eq 0 ] && chown postgres: "$inc/r_pgbr"
+    pgbr restore --pg1-path="$inc/r_pgbr" >/dev/null
+  }
+  for round in $(seq 1 "${RESTORE_ROUNDS:-2}"); do
+    rm -rf "$inc/r_warden" "$inc/r_pgbr"; sync
+    for tool in "${order[@]}"; do
+      t=$(now); "restore_chain_$tool"; d=$(since "$t"); sync
+      case $tool in warden) rws+=("$d") ;; pgbr) rbs+=("$d") ;; esac
+    done
+    echo "  chain restore round $round (${order[*]}): warden ${rws[-1]} s, pgBackRest ${rbs[-1]} s"
+    order=("${order[@]:1}" "${order[0]}")
+  done
+  ratio_line chain_restore_vs_pgbackrest "$(median "${rws[@]}")" "$(median "${rbs[@]}")" s "target <= 1.0"
+  rm -rf "$inc"
+}
+if [ "${PARTS:-all}" = incremental ]; then
+  incremental_part
+  exit 0
+fi
+
 # ROUNDS alternating rounds (default 2): the machine is shared, load drifts, medians count.
 w6s=() w1s=() pbs=() brs=()
 for round in $(seq 1 "${ROUNDS:-2}"); do
@@ -156,3 +208,5 @@ ratio_line logical_backup_vs_pg_dump "$(median "${lw[@]}")" "$(median "${lp[@]}"
   "target <= 1.1; paired median $(median "${dump_ratio[@]}")"
 ratio_line logical_restore_vs_pg_restore "$(median "${lrw[@]}")" "$(median "${lrp[@]}")" s \
   "target <= 1.1; paired median $(median "${restore_ratio[@]}")"
+
+incremental_part

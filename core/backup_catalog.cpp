@@ -56,6 +56,8 @@ std::string to_json_text(const BackupInfo& b)
         {"format", 1},
         {"id", b.id},
         {"kind", b.kind},
+        {"type", b.type},
+        {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
         {"label", b.label},
         {"status", b.status},
         {"started_at", b.started_at},
@@ -82,6 +84,11 @@ std::string to_json_text(const BackupInfo& b)
         {"wal", {{"segment_size", b.wal_segment_size}, {"segments", files_json(b.wal)}}},
         {"tablespaces", tbs},
         {"row_counts", b.row_counts},
+        {"encryption", b.encryption_salt.empty()
+                           ? json(nullptr)
+                           : json{{"method", "aes-256-gcm"},
+                                  {"salt", b.encryption_salt},
+                                  {"key_check", b.encryption_key_check}}},
     };
     return json_text(doc) + "\n";
 }
@@ -97,6 +104,16 @@ BackupInfo backup_info_from_json(const std::string& text)
         b.kind = doc.at("kind").get<std::string>();
         if (b.kind != "physical" && b.kind != "logical")
             throw Error(sqlstate::data_exception, "unknown backup kind \"" + b.kind + "\"");
+        b.type = doc.value("type", "full");
+        if (b.type != "full" && b.type != "incremental" && b.type != "differential")
+            throw Error(sqlstate::data_exception, "unknown backup type \"" + b.type + "\"");
+        if (doc.contains("parent") && !doc.at("parent").is_null())
+            b.parent = doc.at("parent").get<std::string>();
+        if ((b.type == "full") != b.parent.empty())
+            throw Error(sqlstate::data_exception, "a " + b.type + " backup " +
+                                                      (b.parent.empty() ? "without a parent" : "with a parent"));
+        if (!b.parent.empty() && !valid_backup_id(b.parent))
+            throw Error(sqlstate::data_exception, "parent \"" + b.parent + "\" is not a backup ID");
         b.label = doc.value("label", "");
         b.status = doc.value("status", "");
         b.started_at = doc.value("started_at", "");
@@ -132,6 +149,18 @@ BackupInfo backup_info_from_json(const std::string& text)
             b.tablespaces.push_back({t.at("oid").get<std::string>(),
                                      t.at("location").get<std::string>(),
                                      t.at("archive").get<std::string>()});
+        if (doc.contains("encryption") && !doc.at("encryption").is_null()) {
+            const json& e = doc.at("encryption");
+            if (e.at("method").get<std::string>() != "aes-256-gcm")
+                throw Error(sqlstate::data_exception, "unknown encryption method");
+            b.encryption_salt = e.at("salt").get<std::string>();
+            b.encryption_key_check = e.at("key_check").get<std::string>();
+            auto is_hex = [](const std::string& h) {
+                return !h.empty() && h.size() % 2 == 0 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+            };
+            if (!is_hex(b.encryption_salt) || !is_hex(b.encryption_key_check))
+                throw Error(sqlstate::data_exception, "unreadable encryption salt or key check");
+        }
         if (doc.contains("row_counts"))
             b.row_counts = doc.at("row_counts").get<std::map<std::string, std::int64_t>>();
     } catch (const json::exception& e) {

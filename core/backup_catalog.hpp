@@ -28,6 +28,9 @@ struct CatalogTablespace {
 struct BackupInfo {
     std::string id;
     std::string kind;  // "physical" or "logical"
+    // Physical: "full", or "incremental" / "differential" with the parent it adds to.
+    std::string type = "full";
+    std::string parent;
     std::string label;
     std::string status = "complete";
     std::string started_at;   // ISO 8601 UTC
@@ -56,6 +59,9 @@ struct BackupInfo {
     std::uint64_t wal_segment_size = 0;
     std::vector<CatalogTablespace> tablespaces;
     std::map<std::string, std::int64_t> row_counts;  // logical: table -> exact rows
+    // Encrypted (AES-256-GCM) stored archives: how to recognise the key, never the key.
+    std::string encryption_salt;
+    std::string encryption_key_check;
 
     // True when the last verification (verify or drill) failed.
     bool verify_failed() const { return verify_ok.has_value() && !*verify_ok; }

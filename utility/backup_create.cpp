@@ -28,6 +28,8 @@ BackupInfo create_backup(const BackupRequest& req)
     o.threads = req.jobs;
     o.max_rate_kb = req.max_rate_kb;
     o.quiet = req.quiet;
+    o.incremental = req.incremental;
+    o.encrypt = req.encrypt;
     return create_physical_backup(o);
 }
 

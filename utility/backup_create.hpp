@@ -2,9 +2,11 @@
 // commands that take a backup first (`warden migrate up --backup`).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "backup_catalog.hpp"
+#include "backup_incremental.hpp"
 #include "compressed_writer.hpp"
 
 namespace warden {
@@ -20,6 +22,8 @@ struct BackupRequest {
     int jobs = 0;  // 0 = one per core
     int max_rate_kb = 0;  // physical: throttle the server to this many kB/s
     bool quiet = false;
+    std::optional<IncrementalRequest> incremental;  // physical only
+    bool encrypt = false;                             // physical only; the secret is loaded
 };
 
 // Takes the backup and returns its published catalog entry; throws warden::Error (and

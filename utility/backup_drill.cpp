@@ -17,6 +17,7 @@
 #include "backup_common.hpp"
 #include "backup_logical.hpp"
 #include "backup_restore.hpp"
+#include "incremental_restore.hpp"
 #include "connection.hpp"
 #include "drill_account.hpp"
 #include "error.hpp"
@@ -164,7 +165,7 @@ void wait_until_ready(ServerProcess& server, const std::string& scratch, const s
     }
 }
 
-DrillReport drill_physical(const std::string& root, const std::string& backup_path, const BackupInfo& info,
+DrillReport drill_physical(const std::string& root, const BackupInfo& info,
                            const DrillOptions& opts)
 {
     // Decided before anything is recorded: a drill that cannot start a server says
@@ -182,7 +183,7 @@ DrillReport drill_physical(const std::string& root, const std::string& backup_pa
         ro.quiet = opts.quiet;
         for (const auto& t : info.tablespaces)
             ro.tablespace_map.emplace_back(t.oid, scratch + "/tablespace_" + t.oid);
-        restore_physical_backup(backup_path, info, ro);
+        restore_backup_chain(root, info, ro);
         // The socket lives in the 0700 scratch folder and nothing listens on TCP, so
         // local trust reaches only this user (and root): the drill needs no password.
         write_trust_hba(data);
@@ -254,10 +255,67 @@ DrillReport drill_logical(const std::string& backup_path, const BackupInfo& info
 
 }  // namespace
 
+ScratchServer::ScratchServer(const std::string& root, const BackupInfo& info, const DrillOptions& opts)
+{
+    std::optional<OsUser> as = server_account(root, opts.os_user);
+    scratch_ = make_scratch(opts.scratch);
+    std::string data = scratch_ + "/data";
+    std::string log = scratch_ + "/server.log";
+    try {
+        PhysicalRestoreOptions ro;
+        ro.target = data;
+        ro.quiet = opts.quiet;
+        for (const auto& t : info.tablespaces)
+            ro.tablespace_map.emplace_back(t.oid, scratch_ + "/tablespace_" + t.oid);
+        restore_backup_chain(root, info, ro);
+        // As for the drill: a private socket in the 0700 folder, no TCP, local trust.
+        write_trust_hba(data);
+        if (as)
+            chown_tree(scratch_, *as);
+        server_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{"postgres", "-D", data, "-c", std::string("port=") + kDrillPort, "-c",
+                                     "listen_addresses=", "-c",
+                                     "unix_socket_directories=" + socket_directories_value(scratch_), "-c",
+                                     "archive_mode=off"},
+            log, as);
+        wait_until_ready(*server_, scratch_, log);
+        Connection probe(conninfo_for("postgres", as ? as->name : ""), false, "warden restore");
+        auto su = probe.exec("SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10");
+        superuser_ = PQgetvalue(su.get(), 0, 0);
+    } catch (...) {
+        stop();
+        throw;
+    }
+}
+
+ScratchServer::~ScratchServer() { stop(); }
+
+void ScratchServer::stop() noexcept
+{
+    if (server_) {
+        try {
+            server_->stop(SIGINT, 60);
+        } catch (...) {
+        }
+        server_.reset();
+    }
+    if (!scratch_.empty())
+        remove_tree(scratch_);
+    scratch_.clear();
+}
+
+std::string ScratchServer::conninfo_for(const std::string& database, const std::string& user) const
+{
+    return "host=" + conninfo_quote(scratch_) + " port=" + kDrillPort + " dbname=" + conninfo_quote(database) +
+           (user.empty() ? std::string() : " user=" + conninfo_quote(user));
+}
+
+std::string ScratchServer::conninfo(const std::string& database) const { return conninfo_for(database, superuser_); }
+
 DrillReport drill_backup(const std::string& root, BackupInfo info, const DrillOptions& opts)
 {
     std::string backup_path = root + "/" + info.id;
-    DrillReport r = info.kind == "physical" ? drill_physical(root, backup_path, info, opts)
+    DrillReport r = info.kind == "physical" ? drill_physical(root, info, opts)
                                             : drill_logical(backup_path, info, opts);
     info.verified_at = now_iso8601();
     info.verify_ok = r.ok;

@@ -13,6 +13,7 @@
 
 #include "backup_check.hpp"
 #include "backup_common.hpp"
+#include "backup_key.hpp"
 #include "backup_manifest.hpp"
 #include "connection.hpp"
 #include "error.hpp"
@@ -47,6 +48,7 @@ struct OpenArchive {
     std::string stored_name;
     std::unique_ptr<CompressedWriter> writer;
     std::unique_ptr<StreamingTarHasher> hasher;
+    std::unique_ptr<IncrementalArchiveFilter> filter;  // incremental backups instead of both
     std::vector<TarMember> members;
     WrittenFile written;
 };
@@ -102,6 +104,8 @@ public:
         info_.compression_level = opts_.compression == Compression::none ? 0 : opts_.level;
         info_.warden_version = kVersion;
         info_.started_at = now_iso8601();
+        if (opts_.encrypt)
+            start_encrypting(info_);
 
         Connection repl(opts_.conninfo, true, "warden backup");
         PGconn* conn = repl.get();
@@ -114,6 +118,12 @@ public:
 
         auto ident = repl.exec("IDENTIFY_SYSTEM");
         info_.system_identifier = PQgetvalue(ident.get(), 0, 0);
+        if (opts_.incremental) {
+            parent_ = std::make_unique<IncrementalParent>(
+                load_incremental_parent(opts_.dir, *opts_.incremental, info_.system_identifier));
+            info_.type = opts_.incremental->differential ? "differential" : "incremental";
+            info_.parent = parent_->info.id;
+        }
         // A temporary slot on the same connection keeps the WAL the backup needs from
         // being recycled, and disappears with the connection however the run ends.
         // Unique per run: two hosts backing up the same server may share a pid.
@@ -127,10 +137,15 @@ public:
         if (info_.label.empty())
             info_.label = "warden " + info_.id;
         try {
+            if (parent_)
+                blocks_ = std::make_unique<BlockStore>(
+                    folder_.partial + "/" + kBlocksArchiveBase + compression_suffix(opts_.compression),
+                    opts_.compression, opts_.level, compressor_threads());
             stream(conn);
             finish();
         } catch (...) {
             current_.reset();
+            blocks_.reset();
             discard_backup_folder(folder_);
             throw;
         }
@@ -165,6 +180,13 @@ private:
             throw Error("08P01", "unexpected reply to BASE_BACKUP (start position)");
         info_.start_lsn = PQgetvalue(start.get(), 0, 0);
         info_.timeline = static_cast<std::uint32_t>(std::stoul(PQgetvalue(start.get(), 0, 1)));
+        // Page LSNs compare only along one history: after a promotion or a restore the
+        // server may have reused LSNs the parent saw with other contents.
+        if (parent_ && parent_->info.timeline != info_.timeline)
+            throw Error(sqlstate::object_not_in_prerequisite_state,
+                        "the server is on timeline " + std::to_string(info_.timeline) + ", parent backup " +
+                            parent_->info.id + " on " + std::to_string(parent_->info.timeline),
+                        {}, "Take a full backup after a timeline change.");
 
         auto tbs = next_result(conn, "tablespace list");
         if (PQresultStatus(tbs.get()) != PGRES_TUPLES_OK || PQnfields(tbs.get()) < 3)
@@ -210,8 +232,12 @@ private:
                     manifest_text_.append(body, len);
                 else if (current_) {
                     auto chunk = std::make_shared<const std::string>(body, len);
-                    current_->writer->write(body, len);
-                    current_->hasher->push(std::move(chunk));
+                    if (current_->filter) {
+                        current_->filter->push(std::move(chunk));
+                    } else {
+                        current_->writer->write(body, len);
+                        current_->hasher->push(std::move(chunk));
+                    }
                     received_ += len;
                 } else
                     throw Error("08P01", "archive data before any archive was announced");
@@ -283,11 +309,20 @@ private:
         auto a = std::make_unique<OpenArchive>();
         a->oid = oid;
         a->stored_name = name + compression_suffix(opts_.compression);
-        int threads = opts_.threads > 0 ? opts_.threads
-                                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-        a->writer = std::make_unique<CompressedWriter>(folder_.partial + "/" + a->stored_name,
-                                                       opts_.compression, opts_.level, threads);
-        a->hasher = std::make_unique<StreamingTarHasher>();
+        if (parent_) {
+            if (!oid.empty() && std::none_of(parent_->info.tablespaces.begin(), parent_->info.tablespaces.end(),
+                                             [&](const CatalogTablespace& t) { return t.oid == oid; }))
+                throw Error(sqlstate::object_not_in_prerequisite_state,
+                            "tablespace " + oid + " is newer than parent backup " + parent_->info.id, {},
+                            "Take a full backup after creating a tablespace.");
+            a->filter = std::make_unique<IncrementalArchiveFilter>(*parent_, oid, folder_.partial + "/" + a->stored_name,
+                                                                   opts_.compression, opts_.level,
+                                                                   compressor_threads(), *blocks_);
+        } else {
+            a->writer = std::make_unique<CompressedWriter>(folder_.partial + "/" + a->stored_name,
+                                                           opts_.compression, opts_.level, compressor_threads());
+            a->hasher = std::make_unique<StreamingTarHasher>();
+        }
         if (!oid.empty())
             info_.tablespaces.push_back({oid, location, a->stored_name});
         current_ = std::move(a);
@@ -297,10 +332,15 @@ private:
     {
         if (!current_)
             return;
-        current_->written = current_->writer->finish();
-        current_->members = current_->hasher->finish();
-        current_->writer.reset();
-        current_->hasher.reset();
+        if (current_->filter) {
+            current_->members = current_->filter->finish(current_->written);
+            current_->filter.reset();
+        } else {
+            current_->written = current_->writer->finish();
+            current_->members = current_->hasher->finish();
+            current_->writer.reset();
+            current_->hasher.reset();
+        }
         done_.push_back(std::move(*current_));
         current_.reset();
     }
@@ -327,12 +367,44 @@ private:
         }
         info_.files.push_back({"backup_manifest", manifest_text_.size(), sha256_hex(manifest_text_)});
         info_.stored_bytes += manifest_text_.size();
+        if (parent_)
+            finish_incremental();
+    }
+
+    // blocks.tar and incremental.json; the parent's tablespaces must all still be there.
+    void finish_incremental()
+    {
+        for (const auto& t : parent_->info.tablespaces)
+            if (std::none_of(info_.tablespaces.begin(), info_.tablespaces.end(),
+                             [&](const CatalogTablespace& mine) { return mine.oid == t.oid; }))
+                throw Error(sqlstate::object_not_in_prerequisite_state,
+                            "tablespace " + t.oid + " of parent backup " + parent_->info.id + " is gone", {},
+                            "Take a full backup after dropping a tablespace.");
+        std::string blocks_name = std::string(kBlocksArchiveBase) + compression_suffix(opts_.compression);
+        WrittenFile w = blocks_->finish();
+        info_.files.push_back({blocks_name, w.stored_bytes, w.sha256});
+        info_.original_bytes += w.raw_bytes;
+        info_.stored_bytes += w.stored_bytes;
+        blocks_->map().parent = parent_->info.id;
+        blocks_->map().parent_start_lsn = parent_->info.start_lsn;
+        std::string map_text = block_map_to_json(blocks_->map());
+        fs::write_file_atomically(fs::Dir::open(folder_.partial), kBlockMapFile, map_text);
+        info_.files.push_back({kBlockMapFile, map_text.size(), sha256_hex(map_text)});
+        info_.stored_bytes += map_text.size();
+    }
+
+    int compressor_threads() const
+    {
+        return opts_.threads > 0 ? opts_.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     }
 
     const PhysicalBackupOptions& opts_;
     BackupInfo info_;
     BackupFolder folder_;
     std::vector<ServerTablespace> tablespaces_;
+    // Declared before current_: an archive's filter writes into blocks_.
+    std::unique_ptr<IncrementalParent> parent_;
+    std::unique_ptr<BlockStore> blocks_;
     std::unique_ptr<OpenArchive> current_;
     std::vector<OpenArchive> done_;
     std::string manifest_text_;

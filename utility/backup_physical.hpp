@@ -1,9 +1,11 @@
 // Physical backups: the whole cluster over one replication connection.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "backup_catalog.hpp"
+#include "backup_incremental.hpp"
 #include "compressed_writer.hpp"
 
 namespace warden {
@@ -17,6 +19,9 @@ struct PhysicalBackupOptions {
     int threads = 0;  // compressor threads; 0 = one per core
     int max_rate_kb = 0;  // server-side throttling in kB/s (BASE_BACKUP MAX_RATE); 0 = none
     bool quiet = false;
+    // Set: an incremental or differential backup (backup_incremental.hpp).
+    std::optional<IncrementalRequest> incremental;
+    bool encrypt = false;  // seal the archives with the loaded secret (backup_key.hpp)
 };
 
 // Takes a backup and returns its catalog entry once it is published. On any failure the

@@ -220,6 +220,13 @@ std::string real_path(const std::string& p)
 
 }  // namespace
 
+BackupManifest read_backup_manifest(const std::string& backup_path, const BackupInfo& info)
+{
+    return load_manifest(backup_path, info);
+}
+
+void check_physical_layout(const BackupInfo& info) { check_backup_layout(info); }
+
 void verify_physical_backup(const std::string& backup_path, const BackupInfo& info, bool quiet)
 {
     check_backup_layout(info);
@@ -323,13 +330,20 @@ RestoreReport restore_physical_backup(const std::string& backup_path, const Back
         }
         progress.clear();
         check.finish();
+        if (opts.apply_chain) {
+            std::map<std::string, RestoreDir*> tbs;
+            for (const auto& [oid, dir] : tablespaces)
+                tbs[oid] = dir.get();
+            opts.apply_chain(target, tbs);
+        }
 
         for (const auto& [oid, dir] : tablespaces) {
             target.make_directory("pg_tblspc");
             target.make_symlink("pg_tblspc/" + oid, dir->path());
         }
         // The copy must not archive into the original's archive, nor pretend to be it.
-        std::string extra = "\n# Added by warden restore of backup " + info.id + "\narchive_mode = 'off'\n";
+        std::string extra = "\n# Added by warden restore of backup " +
+                            (opts.restored_id.empty() ? info.id : opts.restored_id) + "\narchive_mode = 'off'\n";
         if (opts.standby) {
             extra += "primary_conninfo = " + recovery::conf_quote(opts.primary_conninfo) + "\n";
             target.write_file("standby.signal", "", false);

@@ -1,11 +1,14 @@
 // Verifying and restoring physical backups.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "backup_catalog.hpp"
+#include "backup_manifest.hpp"
 
 namespace warden {
 
@@ -14,6 +17,8 @@ namespace warden {
 // against backup.json. Throws warden::Error naming the first bad file.
 void verify_physical_backup(const std::string& backup_path, const BackupInfo& info, bool quiet);
 
+class RestoreDir;
+
 struct PhysicalRestoreOptions {
     std::string target;
     // OLD=NEW pairs: OLD is a tablespace's original location or its OID.
@@ -21,6 +26,11 @@ struct PhysicalRestoreOptions {
     bool standby = false;
     std::string primary_conninfo;
     bool quiet = false;
+    // Restoring a chain: called once the full backup's files are written and checked,
+    // before the copy is configured and pg_control put in place; a failure in it
+    // removes everything like any other. Gets the target and the tablespace folders.
+    std::function<void(RestoreDir& target, const std::map<std::string, RestoreDir*>& tablespaces)> apply_chain;
+    std::string restored_id;  // named in postgresql.auto.conf; default: the backup's ID
 };
 
 struct RestoreReport {
@@ -35,5 +45,10 @@ struct RestoreReport {
 // everything it wrote.
 RestoreReport restore_physical_backup(const std::string& backup_path, const BackupInfo& info,
                                       const PhysicalRestoreOptions& opts);
+
+// The stored backup_manifest, checked against backup.json's size and its own checksum.
+BackupManifest read_backup_manifest(const std::string& backup_path, const BackupInfo& info);
+// Checks every name backup.json gives before any becomes a path (full backups' layout).
+void check_physical_layout(const BackupInfo& info);
 
 }  // namespace warden

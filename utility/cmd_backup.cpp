@@ -10,8 +10,12 @@
 #include "backup_common.hpp"
 #include "backup_create.hpp"
 #include "backup_drill.hpp"
+#include "backup_key.hpp"
 #include "backup_logical.hpp"
 #include "backup_restore.hpp"
+#include "backup_chain.hpp"
+#include "incremental_restore.hpp"
+#include "restore_object.hpp"
 #include "commands.hpp"
 #include "compressed_writer.hpp"
 #include "error.hpp"
@@ -28,14 +32,14 @@ namespace {
 
 struct CreateArgs {
     ConnectionOptions conn;
-    std::string dir, label, compress = "gzip", database;
+    std::string dir, label, compress = "gzip", database, from, key_file;
     int level = -1, jobs = 0, max_rate = 0;
-    bool logical = false, json = false, quiet = false;
+    bool logical = false, json = false, quiet = false, incremental = false, differential = false, encrypt = false;
 };
 
 struct IdArgs {
     ConnectionOptions conn;
-    std::string dir, id, scratch, os_user;
+    std::string dir, id, scratch, os_user, key_file;
     bool json = false, quiet = false;
 };
 
@@ -48,7 +52,7 @@ struct PruneArgs {
 
 struct RestoreArgs {
     ConnectionOptions conn;
-    std::string dir, id, target, database, primary_conninfo;
+    std::string dir, id, target, database, primary_conninfo, table, into, scratch, os_user, key_file;
     std::vector<std::string> tablespace_mapping;
     bool standby = false, clean = false, json = false, quiet = false;
     int jobs = 0;
@@ -67,6 +71,9 @@ json summary_json(const BackupInfo& b)
 {
     return {{"id", b.id},
             {"kind", b.kind},
+            {"type", b.kind == "physical" ? json(b.type) : json(nullptr)},
+            {"parent", b.parent.empty() ? json(nullptr) : json(b.parent)},
+            {"encrypted", !b.encryption_salt.empty()},
             {"label", b.label},
             {"database", b.database},
             {"finished_at", b.finished_at},
@@ -103,6 +110,22 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "--logical needs --database NAME");
     if (!a.logical && !a.database.empty())
         throw Error(sqlstate::invalid_parameter_value, "--database applies to --logical backups only");
+    if (a.incremental && a.differential)
+        throw Error(sqlstate::invalid_parameter_value, "--incremental and --differential exclude each other");
+    if (!a.from.empty() && !a.incremental && !a.differential)
+        throw Error(sqlstate::invalid_parameter_value, "--from needs --incremental or --differential");
+    if (a.logical && (a.incremental || a.differential))
+        throw Error(sqlstate::invalid_parameter_value, "incremental and differential backups are physical only");
+    if (a.incremental || a.differential)
+        req.incremental = IncrementalRequest{a.differential, a.from};
+    if (!a.key_file.empty() && !a.encrypt)
+        throw Error(sqlstate::invalid_parameter_value, "--key-file applies to --encrypt");
+    if (a.encrypt) {
+        if (a.logical)
+            throw Error(sqlstate::invalid_parameter_value, "--encrypt applies to physical backups only");
+        load_backup_secret(a.key_file);
+        req.encrypt = true;
+    }
     if (req.compression == Compression::gzip && (req.level < 1 || req.level > 9))
         throw Error(sqlstate::invalid_parameter_value, "gzip --level must be between 1 and 9");
     if (req.compression == Compression::zstd && (req.level < 1 || req.level > 19))
@@ -114,7 +137,8 @@ int run_create(const CreateArgs& a)
         std::printf("%s\n", json_text(summary_json(b)).c_str());
     } else {
         if (!a.quiet)
-            std::fprintf(stderr, "%s backup %s: %s in %s, stored %s (%s), WAL %s..%s\n", b.kind.c_str(),
+            std::fprintf(stderr, "%s backup %s: %s in %s, stored %s (%s), WAL %s..%s\n",
+                         b.parent.empty() ? b.kind.c_str() : (b.type + " (parent " + b.parent + ")").c_str(),
                          b.id.c_str(), human_bytes(b.original_bytes).c_str(), fmt_seconds(b.backup_seconds).c_str(),
                          human_bytes(b.stored_bytes).c_str(), b.compression.c_str(), b.start_lsn.c_str(),
                          b.stop_lsn.c_str());
@@ -142,6 +166,8 @@ int run_list(const IdArgs& a)
     for (const auto& b : l.backups) {
         std::string verified = !b.verify_ok ? "no" : *b.verify_ok ? "yes" : "FAILED";
         std::string label = b.kind == "logical" ? "db " + b.database + ": " + b.label : b.label;
+        if (!b.parent.empty())
+            label = b.type + " of " + b.parent + ": " + label;
         std::printf("%-20s %-8s %-20s %-12s %10s %10s %-9s %s\n", b.id.c_str(), b.kind.c_str(),
                     b.finished_at.c_str(), b.stop_lsn.c_str(), human_bytes(b.original_bytes).c_str(),
                     human_bytes(b.stored_bytes).c_str(), verified.c_str(), label.c_str());
@@ -153,14 +179,17 @@ int run_list(const IdArgs& a)
 
 int run_verify(const IdArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    // Without the key nothing can be checked: that says nothing about the backup.
+    require_backup_key(b);
     std::string path = a.dir + "/" + a.id;
     double t0 = monotonic_seconds();
     bool ok = true;
     std::string detail = "ok";
     try {
         if (b.kind == "physical")
-            verify_physical_backup(path, b, a.quiet || a.json);
+            verify_backup_chain(a.dir, b, a.quiet || a.json);
         else
             verify_logical_backup(path, b, a.quiet || a.json);
     } catch (const Error& e) {
@@ -177,7 +206,8 @@ int run_verify(const IdArgs& a)
                     json_text(json{{"id", b.id}, {"ok", ok}, {"detail", detail}, {"seconds", *b.verify_seconds}})
                         .c_str());
     else if (ok && !a.quiet)
-        std::printf("backup %s verified: every file matches (%s)\n", b.id.c_str(),
+        std::printf("backup %s verified: every file matches%s (%s)\n", b.id.c_str(),
+                    b.parent.empty() ? "" : ", every block of its chain too",
                     fmt_seconds(*b.verify_seconds).c_str());
     if (!ok)
         throw Error("XX001", "backup " + b.id + " is damaged: " + detail);
@@ -186,7 +216,9 @@ int run_verify(const IdArgs& a)
 
 int run_drill(const IdArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    require_backup_key(b);
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
@@ -219,6 +251,8 @@ int run_prune(const PruneArgs& a)
     p.now = std::time(nullptr);
     p.system_identifier = a.system_identifier;
     auto decisions = decide_retention(l.backups, p);
+    // An incremental backup is restorable only with its parents.
+    keep_needed_parents(l.backups, decisions);
 
     json out = json::array();
     for (const auto& d : decisions) {
@@ -255,9 +289,52 @@ int run_prune(const PruneArgs& a)
     return 0;
 }
 
+// --table / --into: one table or one database into another server.
+int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
+{
+    if (!a.target.empty() || a.standby || a.clean || walbackups::has_target(a.recovery))
+        throw Error(sqlstate::invalid_parameter_value,
+                    "--into restores one table or database: --target, --standby, --clean and recovery targets do not "
+                    "apply");
+    if (a.into.empty())
+        throw Error(sqlstate::invalid_parameter_value, "--table needs --into CONNINFO (the target database)");
+    ObjectRestoreOptions o;
+    o.table = a.table;
+    o.database = a.database;
+    o.into = a.into;
+    o.scratch = a.scratch;
+    o.os_user = a.os_user;
+    o.quiet = a.quiet || a.json;
+    double t0 = monotonic_seconds();
+    ObjectRestoreReport r = restore_object(a.dir, b, o);
+    double secs = seconds_since(t0);
+    if (a.json) {
+        std::printf("%s\n", json_text(json{{"id", b.id},
+                                           {"kind", b.kind},
+                                           {"source_database", r.source_database},
+                                           {"table", a.table.empty() ? json(nullptr) : json(a.table)},
+                                           {"rows", r.rows},
+                                           {"seconds", secs}})
+                                 .c_str());
+    } else if (!a.quiet) {
+        if (a.table.empty())
+            std::printf("restored database %s of backup %s: row counts match for %zu tables (%s)\n",
+                        r.source_database.c_str(), b.id.c_str(), r.rows.size(), fmt_seconds(secs).c_str());
+        else
+            std::printf("restored table %s of backup %s (database %s): %lld rows, as in the backup (%s)\n",
+                        a.table.c_str(), b.id.c_str(), r.source_database.c_str(),
+                        static_cast<long long>(r.rows.begin()->second), fmt_seconds(secs).c_str());
+    }
+    return 0;
+}
+
 int run_restore(const RestoreArgs& a)
 {
+    load_backup_secret_if_any(a.key_file);
     BackupInfo b = load_backup(a.dir, a.id);
+    require_backup_key(b);
+    if (!a.table.empty() || !a.into.empty())
+        return run_restore_object(a, b);
     bool pitr = walbackups::has_target(a.recovery);
     if (pitr)
         walbackups::check_restore_target(a.recovery, b, a.standby);
@@ -279,7 +356,7 @@ int run_restore(const RestoreArgs& a)
         o.standby = a.standby;
         o.primary_conninfo = a.primary_conninfo;
         o.quiet = a.quiet || a.json;
-        RestoreReport r = restore_physical_backup(path, b, o);
+        RestoreReport r = restore_backup_chain(a.dir, b, o);
         if (pitr)
             out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
         out["target"] = r.target;
@@ -339,6 +416,14 @@ void add_backup_commands(CLI::App& app)
     c->add_option("-j,--jobs", create.jobs, "threads compressing / pg_dump jobs (default: one per core)");
     c->add_option("--max-rate", create.max_rate, "physical: limit the server to this many kB/s (32-1048576)")
         ->check(CLI::Range(32, 1048576));
+    c->add_flag("--incremental", create.incremental,
+                "physical: only the blocks changed since the newest backup (or --from ID)");
+    c->add_flag("--differential", create.differential,
+                "physical: only the blocks changed since the newest full backup (or --from ID)");
+    c->add_option("--from", create.from, "the parent backup of an --incremental or --differential one");
+    c->add_flag("--encrypt", create.encrypt,
+                "physical: AES-256-GCM encrypt the archives (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
+    c->add_option("--key-file", create.key_file, "file holding the key or passphrase for --encrypt");
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");
     on_run(c, [] { return run_create(create); });
@@ -354,6 +439,7 @@ void add_backup_commands(CLI::App& app)
     v->add_option("--dir", verify.dir, "backup folder")->required();
     v->add_option("id", verify.id, "backup ID")->required();
     add_connection_option(v, verify.conn);
+    v->add_option("--key-file", verify.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     v->add_flag("--json", verify.json, "print JSON");
     v->add_flag("--quiet", verify.quiet, "no progress");
     on_run(v, [] { return run_verify(verify); });
@@ -367,6 +453,7 @@ void add_backup_commands(CLI::App& app)
     d->add_option("--os-user", drill.os_user,
                   "run as root: the account the scratch server runs as (default: the owner of --dir, else "
                   "postgres)");
+    d->add_option("--key-file", drill.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     d->add_flag("--json", drill.json, "print JSON");
     d->add_flag("--quiet", drill.quiet, "no progress");
     on_run(d, [] { return run_drill(drill); });
@@ -392,10 +479,16 @@ void add_backup_commands(CLI::App& app)
         ->allow_extra_args(false);
     r->add_flag("--standby", restore.standby, "set the copy up as a streaming standby");
     r->add_option("--primary-conninfo", restore.primary_conninfo, "what the standby connects to");
-    r->add_option("--database", restore.database, "target database (logical backups)");
+    r->add_option("--database", restore.database,
+                  "target database (logical backups); with --into: the database to take from the backup");
+    r->add_option("--table", restore.table, "SCHEMA.NAME: restore only this table (needs --into)");
+    r->add_option("--into", restore.into, "CONNINFO of the database one table or database is restored into");
+    r->add_option("--scratch", restore.scratch, "with --into, physical: where the scratch server goes");
+    r->add_option("--os-user", restore.os_user, "with --into, physical, as root: the scratch server's account");
     r->add_flag("--clean", restore.clean, "drop the database's objects before restoring (logical)");
     r->add_option("-j,--jobs", restore.jobs, "pg_restore jobs (default: one per core)");
     add_connection_option(r, restore.conn);
+    r->add_option("--key-file", restore.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
     r->add_flag("--json", restore.json, "print JSON");
     r->add_flag("--quiet", restore.quiet, "no progress or summary");
     recovery::add_target_options(r, restore.recovery);

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "backup_key.hpp"
+#include "encryption.hpp"
 #include "error.hpp"
 #include "fs/safe_file.hpp"
 
@@ -102,6 +104,12 @@ CompressedWriter::CompressedWriter(const std::string& path, Compression c, int l
     std::size_t slash = path.rfind('/');
     fs::Dir dir = fs::Dir::open(slash == std::string::npos ? "." : path.substr(0, slash));
     fd_ = fs::create_exclusive(dir, path.substr(slash == std::string::npos ? 0 : slash + 1)).release();
+    if (encrypting()) {
+        sealer_ = std::make_unique<FileSealer>(*backup_secret());
+        write_all(fd_, path_, sealer_->header().data(), sealer_->header().size());
+        hash_.update(sealer_->header().data(), sealer_->header().size());
+        stored_bytes_ += sealer_->header().size();
+    }
     block_.reserve(kBlockSize);
     for (int i = 0; i < threads; ++i)
         workers_.emplace_back([this] { compress_loop(); });
@@ -215,6 +223,8 @@ void CompressedWriter::write_loop()
                 block = std::move(it->second);
                 done_.erase(it);
             }
+            if (sealer_)
+                block = sealer_->seal(block, false);
             write_all(fd_, path_, block.data(), block.size());
             hash_.update(block.data(), block.size());
             std::lock_guard<std::mutex> lock(mu_);
@@ -242,6 +252,12 @@ WrittenFile CompressedWriter::finish()
         t.join();
     writer_.join();
     check_failed();
+    if (sealer_) {
+        std::string last = sealer_->seal("", true);
+        write_all(fd_, path_, last.data(), last.size());
+        hash_.update(last.data(), last.size());
+        stored_bytes_ += last.size();
+    }
     if (::fsync(fd_) != 0)
         throw Error("58030", "could not fsync \"" + path_ + "\": " + std::strerror(errno));
     if (::close(fd_) != 0) {

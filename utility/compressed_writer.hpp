@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,6 +20,8 @@
 #include "checksum.hpp"
 
 namespace warden {
+
+class FileSealer;
 
 enum class Compression { none, gzip, zstd };
 
@@ -74,6 +77,9 @@ private:
     bool all_submitted_ = false;
     std::exception_ptr error_;
     Sha256 hash_;
+    // Set while backups are encrypted (backup_key.hpp): each compressed block becomes
+    // one AES-256-GCM segment, the file ends with an empty last one.
+    std::unique_ptr<FileSealer> sealer_;
     std::vector<std::thread> workers_;
     std::thread writer_;
 };

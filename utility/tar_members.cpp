@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backup_key.hpp"
 #include "backup_paths.hpp"
+#include "encryption.hpp"
 #include "error.hpp"
 
 namespace warden {
@@ -209,7 +211,71 @@ ArchiveFileReader::~ArchiveFileReader()
         archive_read_free(ar_);
 }
 
+std::size_t ArchiveFileReader::read_exact(int fd, char* out, std::size_t len)
+{
+    std::size_t done = 0;
+    while (done < len) {
+        ssize_t n = ::read(fd, out + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw Error("58030", "could not read \"" + path_ + "\": " + std::strerror(errno));
+        if (n == 0)
+            break;
+        hash_.update(out + done, static_cast<std::size_t>(n));
+        done += static_cast<std::size_t>(n);
+    }
+    return done;
+}
+
+// The file's bytes for the decompressor: as stored, or, for a sealed archive, each
+// segment opened (authenticated) in turn.
 bool ArchiveFileReader::read_input(int fd, std::vector<char>& buf, std::size_t& len)
+{
+    if (!header_checked_) {
+        header_checked_ = true;
+        std::string head(kEncryptedHeaderSize, '\0');
+        std::size_t n = read_exact(fd, head.data(), head.size());
+        if (!looks_encrypted(std::string_view(head.data(), n))) {
+            if (buf.size() < n)
+                buf.resize(n);
+            std::memcpy(buf.data(), head.data(), n);
+            len = n;
+            return n > 0;
+        }
+        if (!backup_secret())
+            throw Error("XX001", "\"" + path_ + "\" is encrypted and no key was given");
+        opener_ = std::make_unique<FileOpener>(*backup_secret(), std::string_view(head.data(), n));
+    }
+    if (!opener_)
+        return read_raw(fd, buf, len);
+    try {
+        if (opener_->finished()) {
+            char extra;
+            if (read_exact(fd, &extra, 1) != 0)
+                throw Error("XX001", "data after the last encrypted segment");
+            return false;
+        }
+        std::string seg(4, '\0');
+        if (read_exact(fd, seg.data(), 4) != 4)
+            throw Error("XX001", "truncated: the last encrypted segment is missing");
+        bool last = false;
+        std::uint32_t plain = FileOpener::segment_length(reinterpret_cast<const unsigned char*>(seg.data()), last);
+        seg.resize(kSegmentOverhead + plain);
+        if (read_exact(fd, seg.data() + 4, plain + 16) != plain + 16)
+            throw Error("XX001", "truncated inside an encrypted segment");
+        std::string out = opener_->open(seg);
+        if (buf.size() < out.size())
+            buf.resize(out.size());
+        std::memcpy(buf.data(), out.data(), out.size());
+        len = out.size();
+        return true;
+    } catch (const Error& e) {
+        throw Error("XX001", "\"" + path_ + "\": " + e.what());
+    }
+}
+
+bool ArchiveFileReader::read_raw(int fd, std::vector<char>& buf, std::size_t& len)
 {
     for (;;) {
         ssize_t n = ::read(fd, buf.data(), buf.size());

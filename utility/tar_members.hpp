@@ -19,6 +19,8 @@
 
 namespace warden {
 
+class FileOpener;
+
 struct TarMember {
     std::string path;
     char type = 'o';  // 'f' file, 'd' directory, 'l' symlink, 'h' hard link, 'o' other
@@ -83,6 +85,8 @@ private:
     void decompress_zstd(int fd);
     void copy_plain(int fd);
     bool read_input(int fd, std::vector<char>& buf, std::size_t& len);
+    bool read_raw(int fd, std::vector<char>& buf, std::size_t& len);
+    std::size_t read_exact(int fd, char* out, std::size_t len);
     void hash_rest(int fd);
     void emit(const char* data, std::size_t len);
     void finish_producer();
@@ -93,6 +97,10 @@ private:
     Chunk current_;
     Sha256 hash_;
     std::string hash_hex_;
+    // A sealed archive (WARDNC01 header) is opened segment by segment with the backup
+    // secret (backup_key.hpp) before it is decompressed.
+    std::unique_ptr<FileOpener> opener_;
+    bool header_checked_ = false;
     std::string error_;
     std::thread producer_;
     // Set once libarchive is done: what follows the tar's end is hashed, not

@@ -257,6 +257,45 @@ void RestoreDir::make_directory(const std::string& rel)
         fail("set the mode of", shown(rel), err);
 }
 
+void RestoreFile::write_at(const void* data, std::size_t len, std::int64_t offset)
+{
+    if (offset < 0)
+        throw Error("XX001", "\"" + shown_ + "\": negative offset");
+    write_all(fd_, static_cast<const char*>(data), len, offset, shown_);
+}
+
+void RestoreFile::resize_and_close(std::uint64_t size)
+{
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+        fail("truncate", shown_, errno);
+    int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0)
+        fail("write", shown_, errno);
+}
+
+RestoreFile RestoreDir::reopen_file(const std::string& rel)
+{
+    std::string leaf;
+    int dirfd = parent_of(rel, leaf);
+    int fd = ::openat(dirfd, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        fail("open", shown(rel), errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw Error("XX001", "\"" + shown(rel) + "\" is not a regular file; refusing");
+    }
+    return RestoreFile(fd, shown(rel));
+}
+
+void RestoreDir::remove_file(const std::string& rel)
+{
+    std::string leaf;
+    int dirfd = parent_of(rel, leaf);
+    if (::unlinkat(dirfd, leaf.c_str(), 0) != 0 && errno != ENOENT)
+        fail("remove", shown(rel), errno);
+}
+
 RestoreFile RestoreDir::create_file(const std::string& rel)
 {
     std::string leaf;

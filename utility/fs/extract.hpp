@@ -25,6 +25,10 @@ public:
     void write(const void* data, std::size_t len, std::int64_t offset);
     // Checks that exactly `size` bytes were written, sets the modification time, closes.
     void finish(std::uint64_t size, std::int64_t mtime);
+    // For a file reopened to patch blocks in place (RestoreDir::reopen_file): writes
+    // anywhere, then sets the final size and closes.
+    void write_at(const void* data, std::size_t len, std::int64_t offset);
+    void resize_and_close(std::uint64_t size);
 
 private:
     int fd_;
@@ -51,6 +55,10 @@ public:
     void make_directory(const std::string& rel);
     // Fails if anything exists under that name.
     RestoreFile create_file(const std::string& rel);
+    // Opens a regular file this restore wrote earlier, to patch it (incremental chains).
+    RestoreFile reopen_file(const std::string& rel);
+    // Removes a file written earlier that the newer backup no longer has; none is fine.
+    void remove_file(const std::string& rel);
     // Creates or replaces (append = false) or extends (append = true) a regular file.
     void write_file(const std::string& rel, const std::string& text, bool append);
     void make_symlink(const std::string& rel, const std::string& target);

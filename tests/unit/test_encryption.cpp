@@ -1,0 +1,83 @@
+#include <catch2/catch.hpp>
+
+#include "encryption.hpp"
+#include "error.hpp"
+
+using namespace warden;
+
+namespace {
+// Seals PARTS into one file image.
+std::string sealed(const std::string& secret, const std::vector<std::string>& parts)
+{
+    FileSealer s(secret);
+    std::string file = s.header();
+    for (std::size_t i = 0; i < parts.size(); ++i)
+        file += s.seal(parts[i], i + 1 == parts.size());
+    return file;
+}
+
+// Opens a file image segment by segment.
+std::string opened(const std::string& secret, const std::string& file)
+{
+    FileOpener o(secret, std::string_view(file).substr(0, kEncryptedHeaderSize));
+    std::string out;
+    std::size_t pos = kEncryptedHeaderSize;
+    while (pos < file.size()) {
+        bool last = false;
+        std::uint32_t len = FileOpener::segment_length(reinterpret_cast<const unsigned char*>(file.data()) + pos, last);
+        out += o.open(std::string_view(file).substr(pos, kSegmentOverhead + len));
+        pos += kSegmentOverhead + len;
+    }
+    if (!o.finished())
+        throw Error("XX001", "truncated");
+    return out;
+}
+}  // namespace
+
+TEST_CASE("encrypted files open with the right key only")
+{
+    std::string file = sealed("correct horse", {"first part ", "second part", ""});
+    CHECK(looks_encrypted(file));
+    CHECK(file.find("first part") == std::string::npos);
+    CHECK(opened("correct horse", file) == "first part second part");
+    CHECK_THROWS_WITH(opened("wrong horse", file), Catch::Contains("does not authenticate"));
+}
+
+TEST_CASE("a changed, dropped or reordered segment is detected")
+{
+    std::string file = sealed("k", {"aaaa", "bbbb", "cccc"});
+    std::size_t seg = kSegmentOverhead + 4;
+    SECTION("a flipped byte")
+    {
+        file[kEncryptedHeaderSize + 6] ^= 1;
+        CHECK_THROWS_WITH(opened("k", file), Catch::Contains("segment 0 does not authenticate"));
+    }
+    SECTION("a flipped header byte")
+    {
+        file[10] ^= 1;
+        CHECK_THROWS(opened("k", file));
+    }
+    SECTION("the last segment dropped")
+    {
+        CHECK_THROWS_WITH(opened("k", file.substr(0, file.size() - seg)), Catch::Contains("truncated"));
+    }
+    SECTION("two segments swapped")
+    {
+        std::string a = file.substr(kEncryptedHeaderSize, seg), b = file.substr(kEncryptedHeaderSize + seg, seg);
+        file.replace(kEncryptedHeaderSize, seg, b);
+        file.replace(kEncryptedHeaderSize + seg, seg, a);
+        CHECK_THROWS_WITH(opened("k", file), Catch::Contains("does not authenticate"));
+    }
+    SECTION("two files of the same key differ (fresh salt and nonce)")
+    {
+        CHECK(sealed("k", {"aaaa"}) != sealed("k", {"aaaa"}));
+    }
+}
+
+TEST_CASE("key checks tell keys apart")
+{
+    std::string salt = random_hex(16);
+    CHECK(key_check("one", salt) == key_check("one", salt));
+    CHECK(key_check("one", salt) != key_check("two", salt));
+    CHECK(key_check("one", salt) != key_check("one", random_hex(16)));
+}
