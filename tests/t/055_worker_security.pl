@@ -103,10 +103,10 @@ is($node->safe_psql('postgres',
 	"SELECT string_agg(DISTINCT driver || '/' || status, ',') FROM warden.job_runs WHERE job = 'alice_tick'"),
 	'worker/succeeded', 'recorded as run by the worker');
 
-# The built-in jobs, all due now, run by the worker past the database owner's traps.
+# The built-in jobs (six with seal_audit), all due now, run by the worker past the database owner's traps.
 $node->safe_psql('postgres', 'UPDATE warden.jobs SET next_run_at = now() WHERE builtin');
 ok($node->poll_query_until('postgres',
-	"SELECT count(DISTINCT job) = 5 FROM warden.job_runs r JOIN warden.jobs j ON j.id = r.job_id
+	"SELECT count(DISTINCT job) = 6 FROM warden.job_runs r JOIN warden.jobs j ON j.id = r.job_id
 	  WHERE j.builtin AND r.driver = 'worker' AND r.status <> 'running'"),
 	'the worker ran every built-in job');
 is($node->safe_psql('postgres',
