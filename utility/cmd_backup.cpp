@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "json_text.hpp"
 #include "progress.hpp"
+#include "repo/remote_backup.hpp"
 #include "retention.hpp"
 #include "wal_backups.hpp"
 
@@ -88,8 +89,9 @@ json summary_json(const BackupInfo& b)
 
 int run_create(const CreateArgs& a)
 {
+    repo::Staging staging(a.dir);  // s3://: made in a scratch folder, then uploaded
     BackupRequest req;
-    req.dir = a.dir;
+    req.dir = staging.local();
     req.conninfo = a.conn.conninfo;
     req.label = a.label;
     req.logical = a.logical;
@@ -108,7 +110,9 @@ int run_create(const CreateArgs& a)
     if (req.compression == Compression::zstd && (req.level < 1 || req.level > 19))
         throw Error(sqlstate::invalid_parameter_value, "zstd --level must be between 1 and 19");
 
+    staging.check_access();
     BackupInfo b = create_backup(req);
+    staging.publish(b.id);
     note(record_backup_in_database(a.conn.conninfo, b), a.quiet);
     if (a.json) {
         std::printf("%s\n", json_text(summary_json(b)).c_str());
@@ -126,7 +130,11 @@ int run_create(const CreateArgs& a)
 
 int run_list(const IdArgs& a)
 {
-    CatalogListing l = load_catalog(a.dir);
+    repo::Staging staging(a.dir);
+    staging.fetch_catalog();
+    CatalogListing l = load_catalog(staging.local());
+    for (const auto& p : staging.partial_backups())
+        l.unusable.emplace_back(p.id, p.reason);
     if (a.json) {
         json out = json::array();
         for (const auto& b : l.backups)
@@ -153,8 +161,10 @@ int run_list(const IdArgs& a)
 
 int run_verify(const IdArgs& a)
 {
-    BackupInfo b = load_backup(a.dir, a.id);
-    std::string path = a.dir + "/" + a.id;
+    repo::Staging staging(a.dir);
+    staging.fetch(a.id);
+    BackupInfo b = load_backup(staging.local(), a.id);
+    std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     bool ok = true;
     std::string detail = "ok";
@@ -171,6 +181,7 @@ int run_verify(const IdArgs& a)
     b.verify_ok = ok;
     b.verify_seconds = seconds_since(t0);
     write_description(path, b);
+    staging.publish_description(b.id);
     note(record_verification_in_database(a.conn.conninfo, b, ok, detail), a.quiet || a.conn.conninfo.empty());
     if (a.json)
         std::printf("%s\n",
@@ -186,13 +197,16 @@ int run_verify(const IdArgs& a)
 
 int run_drill(const IdArgs& a)
 {
-    BackupInfo b = load_backup(a.dir, a.id);
+    repo::Staging staging(a.dir);
+    staging.fetch(a.id);
+    BackupInfo b = load_backup(staging.local(), a.id);
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
     opts.os_user = a.os_user;
     opts.quiet = a.quiet || a.json;
-    DrillReport r = drill_backup(a.dir, b, opts);
+    DrillReport r = drill_backup(staging.local(), b, opts);
+    staging.publish_description(b.id);
     if (a.json)
         std::printf("%s\n", json_text(json{{"id", b.id},
                                            {"ok", r.ok},
@@ -211,7 +225,9 @@ int run_drill(const IdArgs& a)
 
 int run_prune(const PruneArgs& a)
 {
-    CatalogListing l = load_catalog(a.dir);
+    repo::Staging staging(a.dir);
+    staging.fetch_catalog();
+    CatalogListing l = load_catalog(staging.local());
     RetentionPolicy p;
     p.keep_last = a.keep_last;
     if (a.keep_days >= 0)
@@ -222,7 +238,9 @@ int run_prune(const PruneArgs& a)
 
     json out = json::array();
     for (const auto& d : decisions) {
-        if (!d.keep && !a.dry_run) {
+        if (!d.keep && !a.dry_run && staging.remote()) {
+            staging.remove_backup(d.id);
+        } else if (!d.keep && !a.dry_run) {
             // Out of the catalog first (rename), then gone: a crash leaves no half backup.
             std::string from = a.dir + "/" + d.id;
             std::string doomed = a.dir + "/" + kPartialPrefix + "deleting-" + d.id;
@@ -249,7 +267,21 @@ int run_prune(const PruneArgs& a)
             std::printf("%-20s %-12s %s\n", name.c_str(), a.dry_run ? "would delete" : "deleted",
                         "abandoned partial backup");
     }
-    json wal = walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
+    // Uploads that failed: abandoned once nothing was added to them for a while.
+    for (const auto& pb : staging.partial_backups()) {
+        if (pb.age_seconds < repo::abandoned_after_seconds())
+            continue;
+        if (!a.dry_run)
+            staging.remove_partial(pb.id);
+        if (a.json)
+            out.push_back({{"folder", pb.id}, {"keep", false}, {"reason", "abandoned: " + pb.reason}});
+        else
+            std::printf("%-20s %-12s abandoned: %s\n", pb.id.c_str(), a.dry_run ? "would delete" : "deleted",
+                        pb.reason.c_str());
+    }
+    json wal = staging.remote()
+                   ? repo::prune_remote_wal(staging.repository(), l, decisions, a.dry_run, a.json)
+                   : walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
     if (a.json)
         std::printf("%s\n", json_text(json{{"dry_run", a.dry_run}, {"decisions", out}, {"wal", wal}}).c_str());
     return 0;
@@ -257,11 +289,13 @@ int run_prune(const PruneArgs& a)
 
 int run_restore(const RestoreArgs& a)
 {
-    BackupInfo b = load_backup(a.dir, a.id);
+    repo::Staging staging(a.dir);
+    staging.fetch(a.id);
+    BackupInfo b = load_backup(staging.local(), a.id);
     bool pitr = walbackups::has_target(a.recovery);
     if (pitr)
         walbackups::check_restore_target(a.recovery, b, a.standby);
-    std::string path = a.dir + "/" + a.id;
+    std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     json out = {{"id", b.id}, {"kind", b.kind}};
     if (b.kind == "physical") {
@@ -328,7 +362,7 @@ void add_backup_commands(CLI::App& app)
 
     static CreateArgs create;
     auto* c = backup->add_subcommand("create", "take a backup and print its ID");
-    c->add_option("--dir", create.dir, "backup folder (one subfolder per backup)")->required();
+    c->add_option("--dir", create.dir, "backup folder (one subfolder per backup) or s3://BUCKET/PREFIX")->required();
     add_connection_option(c, create.conn);
     c->add_flag("--logical", create.logical, "one database through pg_dump instead of the whole cluster");
     c->add_option("--database", create.database, "database of a --logical backup");
@@ -345,13 +379,13 @@ void add_backup_commands(CLI::App& app)
 
     static IdArgs list;
     auto* l = backup->add_subcommand("list", "list the backups of a backup folder");
-    l->add_option("--dir", list.dir, "backup folder")->required();
+    l->add_option("--dir", list.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     l->add_flag("--json", list.json, "print JSON");
     on_run(l, [] { return run_list(list); });
 
     static IdArgs verify;
     auto* v = backup->add_subcommand("verify", "re-read a backup and check every file");
-    v->add_option("--dir", verify.dir, "backup folder")->required();
+    v->add_option("--dir", verify.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     v->add_option("id", verify.id, "backup ID")->required();
     add_connection_option(v, verify.conn);
     v->add_flag("--json", verify.json, "print JSON");
@@ -360,7 +394,7 @@ void add_backup_commands(CLI::App& app)
 
     static IdArgs drill;
     auto* d = backup->add_subcommand("drill", "restore into a scratch cluster or database and check it");
-    d->add_option("--dir", drill.dir, "backup folder")->required();
+    d->add_option("--dir", drill.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     d->add_option("id", drill.id, "backup ID")->required();
     add_connection_option(d, drill.conn);
     d->add_option("--scratch", drill.scratch, "where the scratch cluster goes (default: a temporary folder)");
@@ -373,7 +407,7 @@ void add_backup_commands(CLI::App& app)
 
     static PruneArgs prune;
     auto* p = backup->add_subcommand("prune", "delete backups a retention policy no longer keeps");
-    p->add_option("--dir", prune.dir, "backup folder")->required();
+    p->add_option("--dir", prune.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     p->add_option("--keep-last", prune.keep_last, "keep the newest N backups of each series")->required();
     p->add_option("--keep-days", prune.keep_days, "also keep backups younger than D days");
     p->add_option("--system-identifier", prune.system_identifier,
@@ -384,7 +418,7 @@ void add_backup_commands(CLI::App& app)
 
     static RestoreArgs restore;
     auto* r = app.add_subcommand("restore", "restore a backup: physical into a directory, logical into a database");
-    r->add_option("--dir", restore.dir, "backup folder")->required();
+    r->add_option("--dir", restore.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     r->add_option("id", restore.id, "backup ID")->required();
     r->add_option("--target", restore.target, "new data directory (physical backups)");
     r->add_option("--tablespace-mapping", restore.tablespace_mapping,
