@@ -22,7 +22,8 @@ cmd=${1:-} dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: ceph.sh start|stop|kill-gateway|start-gateway DIR" >&2; exit 2; }
 case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
 conf="$dir/ceph.conf"
-ceph_() { timeout 60 ceph -c "$conf" "$@"; }
+ceph_() { timeout 30 ceph -c "$conf" "$@"; }
+
 
 free_port() {
   local p
@@ -32,11 +33,11 @@ free_port() {
   done
 }
 
-# Polls a command until it succeeds, up to $1 seconds (0.2 s steps).
+# Polls a command until it succeeds, for up to $1 seconds.
 wait_for() {
-  local limit=$1 i
+  local deadline=$((SECONDS + $1))
   shift
-  for ((i = 0; i < limit * 5; i++)); do
+  while [ "$SECONDS" -lt "$deadline" ]; do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
@@ -86,7 +87,7 @@ osd_state() {
 # starts afresh.
 start_rados() {
   local fsid mon_port uuid id i rc
-  rm -rf "$dir/mon" "$dir/osd" "$dir/run"
+  rm -rf "$dir/mon" "$dir/osd" "$dir/keyring" "$dir/monmap"
   mkdir -p "$dir/run" "$dir/log" "$dir/mon" "$dir/osd"
   fsid=$(cat /proc/sys/kernel/random/uuid)
   mon_port=$(free_port)
@@ -105,7 +106,7 @@ run dir = $dir/run
 admin socket = $dir/run/\$name.asok
 pid file = $dir/run/\$name.pid
 log file = $dir/log/\$name.log
-mon cluster log file = $dir/log/cluster.log
+mon cluster log to file = false
 mon data = $dir/mon/\$id
 osd data = $dir/osd/\$id
 keyring = $dir/keyring

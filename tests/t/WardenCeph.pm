@@ -19,6 +19,8 @@ my $dir;
 
 END
 {
+	# Keep the test's exit status: run() sets $?.
+	local $?;
 	IPC::Run::run([ $script, 'stop', $dir ], '>', '/dev/null', '2>', '/dev/null') if $dir;
 }
 
@@ -72,7 +74,9 @@ sub s3_put_raw
 		'>', '/dev/null');
 }
 
-# The body of GET on a bucket-relative path with a query (a listing), or undef.
+# The body of GET on a bucket-relative path with a query (a listing); dies on failure.
+# The query goes out as given and curl signs it so: parameters in SigV4 order (sorted by
+# name), values percent-encoded.
 sub s3_get_raw
 {
 	my ($path) = @_;
@@ -82,7 +86,7 @@ sub s3_get_raw
 		  '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '-K', '-',
 		  "$ENV{AWS_ENDPOINT_URL}/$ENV{WARDEN_S3_BUCKET}$path" ],
 		'<', \"user = \"$ENV{AWS_ACCESS_KEY_ID}:$ENV{AWS_SECRET_ACCESS_KEY}\"\n",
-		'>', \$out) or return undef;
+		'>', \$out) or die "GET $path failed";
 	return $out;
 }
 
