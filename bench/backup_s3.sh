@@ -37,7 +37,7 @@ cat >"$brw/pgbackrest.conf" <<CONF
 repo1-type=s3
 repo1-path=/bench-pgbackrest
 repo1-s3-bucket=$WARDEN_S3_BUCKET
-repo1-s3-endpoint=127.0.0.1
+repo1-s3-endpoint=localhost
 repo1-s3-region=$AWS_REGION
 repo1-s3-uri-style=path
 repo1-storage-port=$port

@@ -126,7 +126,6 @@ osd memory target = 268435456
 [client.rgw.a]
 rgw frontends = $frontend
 rgw data = $dir/rgw
-rgw dns name = 127.0.0.1
 CONF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null
@@ -161,7 +160,7 @@ start)
   scheme=http
   if [ "${CEPH_TLS:-0}" = 1 ]; then
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
-      -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/rgw.key" -out "$dir/rgw.crt" 2>/dev/null
+      -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$dir/rgw.key" -out "$dir/rgw.crt" 2>/dev/null
     chmod 644 "$dir/rgw.crt"
     frontend="beast ssl_endpoint=127.0.0.1:$rgw_port ssl_certificate=$dir/rgw.crt ssl_private_key=$dir/rgw.key"
     scheme=https
