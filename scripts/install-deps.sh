@@ -19,6 +19,8 @@ PACKAGES=(
   libipc-run-perl perl util-linux procps
   # the dashboard's browser test (tests/t/086): headless Chromium, a certificate, HTTPS
   chromium fonts-dejavu-core openssl libio-socket-ssl-perl curl
+  # S3 repositories: libcurl (SigV4 signing) and libxml2; a Ceph RADOS Gateway for the tests
+  libcurl4-openssl-dev libxml2-dev ceph-mon ceph-osd radosgw ceph-common
 )
 
 # Tools only the benchmarks compare against (make bench passes --bench).

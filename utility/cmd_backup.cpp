@@ -21,6 +21,7 @@
 #include "error.hpp"
 #include "json_text.hpp"
 #include "progress.hpp"
+#include "repo/remote_backup.hpp"
 #include "retention.hpp"
 #include "wal_backups.hpp"
 
@@ -95,8 +96,9 @@ json summary_json(const BackupInfo& b)
 
 int run_create(const CreateArgs& a)
 {
+    repo::Staging staging(a.dir);  // s3://: made in a scratch folder, then uploaded
     BackupRequest req;
-    req.dir = a.dir;
+    req.dir = staging.local();
     req.conninfo = a.conn.conninfo;
     req.label = a.label;
     req.logical = a.logical;
@@ -116,6 +118,10 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "--from needs --incremental or --differential");
     if (a.logical && (a.incremental || a.differential))
         throw Error(sqlstate::invalid_parameter_value, "incremental and differential backups are physical only");
+    if ((a.incremental || a.differential) && staging.remote())
+        throw Error(sqlstate::invalid_parameter_value,
+                    "incremental and differential backups to s3:// are not supported yet", {},
+                    "Take a full backup to the bucket, or the incremental one to a local folder.");
     if (a.incremental || a.differential)
         req.incremental = IncrementalRequest{a.differential, a.from};
     if (!a.key_file.empty() && !a.encrypt)
@@ -131,7 +137,9 @@ int run_create(const CreateArgs& a)
     if (req.compression == Compression::zstd && (req.level < 1 || req.level > 19))
         throw Error(sqlstate::invalid_parameter_value, "zstd --level must be between 1 and 19");
 
+    staging.check_access();
     BackupInfo b = create_backup(req);
+    staging.publish(b.id);
     note(record_backup_in_database(a.conn.conninfo, b), a.quiet);
     if (a.json) {
         std::printf("%s\n", json_text(summary_json(b)).c_str());
@@ -150,7 +158,11 @@ int run_create(const CreateArgs& a)
 
 int run_list(const IdArgs& a)
 {
-    CatalogListing l = load_catalog(a.dir);
+    repo::Staging staging(a.dir);
+    staging.fetch_catalog();
+    CatalogListing l = load_catalog(staging.local());
+    for (const auto& p : staging.partial_backups())
+        l.unusable.emplace_back(p.id, p.reason);
     if (a.json) {
         json out = json::array();
         for (const auto& b : l.backups)
@@ -177,19 +189,44 @@ int run_list(const IdArgs& a)
     return 0;
 }
 
+// The backup and every parent of its chain: in place for a folder, fetched into the
+// scratch folder for s3://. Unknown IDs throw like load_backup.
+BackupInfo fetch_with_parents(repo::Staging& staging, const std::string& id)
+{
+    staging.fetch(id);
+    BackupInfo b = load_backup(staging.local(), id);
+    if (!staging.remote())
+        return b;  // the chain code reads the parents in place and names a missing one
+    std::string child = id, parent = b.parent;
+    for (int depth = 0; !parent.empty(); ++depth) {
+        if (depth > 1000)
+            throw Error(sqlstate::data_exception, "backup " + id + ": its chain of parents does not end");
+        try {
+            staging.fetch(parent);
+        } catch (const Error&) {
+            throw Error(sqlstate::object_not_in_prerequisite_state,
+                        "backup " + child + " needs its parent " + parent + ", which is not in the catalog");
+        }
+        child = parent;
+        parent = load_backup(staging.local(), parent).parent;
+    }
+    return b;
+}
+
 int run_verify(const IdArgs& a)
 {
     load_backup_secret_if_any(a.key_file);
-    BackupInfo b = load_backup(a.dir, a.id);
+    repo::Staging staging(a.dir);
+    BackupInfo b = fetch_with_parents(staging, a.id);
     // Without the key nothing can be checked: that says nothing about the backup.
     require_backup_key(b);
-    std::string path = a.dir + "/" + a.id;
+    std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     bool ok = true;
     std::string detail = "ok";
     try {
         if (b.kind == "physical")
-            verify_backup_chain(a.dir, b, a.quiet || a.json);
+            verify_backup_chain(staging.local(), b, a.quiet || a.json);
         else
             verify_logical_backup(path, b, a.quiet || a.json);
     } catch (const Error& e) {
@@ -200,6 +237,7 @@ int run_verify(const IdArgs& a)
     b.verify_ok = ok;
     b.verify_seconds = seconds_since(t0);
     write_description(path, b);
+    staging.publish_description(b.id);
     note(record_verification_in_database(a.conn.conninfo, b, ok, detail), a.quiet || a.conn.conninfo.empty());
     if (a.json)
         std::printf("%s\n",
@@ -217,14 +255,16 @@ int run_verify(const IdArgs& a)
 int run_drill(const IdArgs& a)
 {
     load_backup_secret_if_any(a.key_file);
-    BackupInfo b = load_backup(a.dir, a.id);
+    repo::Staging staging(a.dir);
+    BackupInfo b = fetch_with_parents(staging, a.id);
     require_backup_key(b);
     DrillOptions opts;
     opts.conninfo = a.conn.conninfo;
     opts.scratch = a.scratch;
     opts.os_user = a.os_user;
     opts.quiet = a.quiet || a.json;
-    DrillReport r = drill_backup(a.dir, b, opts);
+    DrillReport r = drill_backup(staging.local(), b, opts);
+    staging.publish_description(b.id);
     if (a.json)
         std::printf("%s\n", json_text(json{{"id", b.id},
                                            {"ok", r.ok},
@@ -243,7 +283,9 @@ int run_drill(const IdArgs& a)
 
 int run_prune(const PruneArgs& a)
 {
-    CatalogListing l = load_catalog(a.dir);
+    repo::Staging staging(a.dir);
+    staging.fetch_catalog();
+    CatalogListing l = load_catalog(staging.local());
     RetentionPolicy p;
     p.keep_last = a.keep_last;
     if (a.keep_days >= 0)
@@ -256,7 +298,9 @@ int run_prune(const PruneArgs& a)
 
     json out = json::array();
     for (const auto& d : decisions) {
-        if (!d.keep && !a.dry_run) {
+        if (!d.keep && !a.dry_run && staging.remote()) {
+            staging.remove_backup(d.id);
+        } else if (!d.keep && !a.dry_run) {
             // Out of the catalog first (rename), then gone: a crash leaves no half backup.
             std::string from = a.dir + "/" + d.id;
             std::string doomed = a.dir + "/" + kPartialPrefix + "deleting-" + d.id;
@@ -283,14 +327,28 @@ int run_prune(const PruneArgs& a)
             std::printf("%-20s %-12s %s\n", name.c_str(), a.dry_run ? "would delete" : "deleted",
                         "abandoned partial backup");
     }
-    json wal = walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
+    // Uploads that failed: abandoned once nothing was added to them for a while.
+    for (const auto& pb : staging.partial_backups()) {
+        if (pb.age_seconds < repo::abandoned_after_seconds())
+            continue;
+        if (!a.dry_run)
+            staging.remove_partial(pb.id);
+        if (a.json)
+            out.push_back({{"folder", pb.id}, {"keep", false}, {"reason", "abandoned: " + pb.reason}});
+        else
+            std::printf("%-20s %-12s abandoned: %s\n", pb.id.c_str(), a.dry_run ? "would delete" : "deleted",
+                        pb.reason.c_str());
+    }
+    json wal = staging.remote()
+                   ? repo::prune_remote_wal(staging.repository(), l, decisions, a.dry_run, a.json)
+                   : walbackups::prune_wal(a.dir, l, decisions, a.dry_run, a.json);
     if (a.json)
         std::printf("%s\n", json_text(json{{"dry_run", a.dry_run}, {"decisions", out}, {"wal", wal}}).c_str());
     return 0;
 }
 
 // --table / --into: one table or one database into another server.
-int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
+int run_restore_object(const RestoreArgs& a, const std::string& local_dir, const BackupInfo& b)
 {
     if (!a.target.empty() || a.standby || a.clean || walbackups::has_target(a.recovery))
         throw Error(sqlstate::invalid_parameter_value,
@@ -306,7 +364,7 @@ int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
     o.os_user = a.os_user;
     o.quiet = a.quiet || a.json;
     double t0 = monotonic_seconds();
-    ObjectRestoreReport r = restore_object(a.dir, b, o);
+    ObjectRestoreReport r = restore_object(local_dir, b, o);
     double secs = seconds_since(t0);
     if (a.json) {
         std::printf("%s\n", json_text(json{{"id", b.id},
@@ -331,14 +389,15 @@ int run_restore_object(const RestoreArgs& a, const BackupInfo& b)
 int run_restore(const RestoreArgs& a)
 {
     load_backup_secret_if_any(a.key_file);
-    BackupInfo b = load_backup(a.dir, a.id);
+    repo::Staging staging(a.dir);
+    BackupInfo b = fetch_with_parents(staging, a.id);
     require_backup_key(b);
     if (!a.table.empty() || !a.into.empty())
-        return run_restore_object(a, b);
+        return run_restore_object(a, staging.local(), b);
     bool pitr = walbackups::has_target(a.recovery);
     if (pitr)
         walbackups::check_restore_target(a.recovery, b, a.standby);
-    std::string path = a.dir + "/" + a.id;
+    std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     json out = {{"id", b.id}, {"kind", b.kind}};
     if (b.kind == "physical") {
@@ -356,7 +415,7 @@ int run_restore(const RestoreArgs& a)
         o.standby = a.standby;
         o.primary_conninfo = a.primary_conninfo;
         o.quiet = a.quiet || a.json;
-        RestoreReport r = restore_backup_chain(a.dir, b, o);
+        RestoreReport r = restore_backup_chain(staging.local(), b, o);
         if (pitr)
             out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
         out["target"] = r.target;
@@ -405,7 +464,7 @@ void add_backup_commands(CLI::App& app)
 
     static CreateArgs create;
     auto* c = backup->add_subcommand("create", "take a backup and print its ID");
-    c->add_option("--dir", create.dir, "backup folder (one subfolder per backup)")->required();
+    c->add_option("--dir", create.dir, "backup folder (one subfolder per backup) or s3://BUCKET/PREFIX")->required();
     add_connection_option(c, create.conn);
     c->add_flag("--logical", create.logical, "one database through pg_dump instead of the whole cluster");
     c->add_option("--database", create.database, "database of a --logical backup");
@@ -430,13 +489,13 @@ void add_backup_commands(CLI::App& app)
 
     static IdArgs list;
     auto* l = backup->add_subcommand("list", "list the backups of a backup folder");
-    l->add_option("--dir", list.dir, "backup folder")->required();
+    l->add_option("--dir", list.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     l->add_flag("--json", list.json, "print JSON");
     on_run(l, [] { return run_list(list); });
 
     static IdArgs verify;
     auto* v = backup->add_subcommand("verify", "re-read a backup and check every file");
-    v->add_option("--dir", verify.dir, "backup folder")->required();
+    v->add_option("--dir", verify.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     v->add_option("id", verify.id, "backup ID")->required();
     add_connection_option(v, verify.conn);
     v->add_option("--key-file", verify.key_file, "key of an encrypted backup (else $WARDEN_BACKUP_PASSPHRASE)");
@@ -446,7 +505,7 @@ void add_backup_commands(CLI::App& app)
 
     static IdArgs drill;
     auto* d = backup->add_subcommand("drill", "restore into a scratch cluster or database and check it");
-    d->add_option("--dir", drill.dir, "backup folder")->required();
+    d->add_option("--dir", drill.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     d->add_option("id", drill.id, "backup ID")->required();
     add_connection_option(d, drill.conn);
     d->add_option("--scratch", drill.scratch, "where the scratch cluster goes (default: a temporary folder)");
@@ -460,7 +519,7 @@ void add_backup_commands(CLI::App& app)
 
     static PruneArgs prune;
     auto* p = backup->add_subcommand("prune", "delete backups a retention policy no longer keeps");
-    p->add_option("--dir", prune.dir, "backup folder")->required();
+    p->add_option("--dir", prune.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     p->add_option("--keep-last", prune.keep_last, "keep the newest N backups of each series")->required();
     p->add_option("--keep-days", prune.keep_days, "also keep backups younger than D days");
     p->add_option("--system-identifier", prune.system_identifier,
@@ -471,7 +530,7 @@ void add_backup_commands(CLI::App& app)
 
     static RestoreArgs restore;
     auto* r = app.add_subcommand("restore", "restore a backup: physical into a directory, logical into a database");
-    r->add_option("--dir", restore.dir, "backup folder")->required();
+    r->add_option("--dir", restore.dir, "backup folder or s3://BUCKET/PREFIX")->required();
     r->add_option("id", restore.id, "backup ID")->required();
     r->add_option("--target", restore.target, "new data directory (physical backups)");
     r->add_option("--tablespace-mapping", restore.tablespace_mapping,

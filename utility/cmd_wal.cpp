@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "error.hpp"
 #include "recovery_settings.hpp"
+#include "repo/remote_wal.hpp"
 #include "wal_archive.hpp"
 #include "wal_backups.hpp"
 #include "wal_receiver.hpp"
@@ -28,7 +29,8 @@ struct WalOptions {
 void add_dir_option(CLI::App* cmd, WalOptions& o)
 {
     cmd->add_option("--dir", o.dir,
-                    "backup folder (WAL goes to its wal/ subfolder; default: $WARDEN_BACKUP_DIR)");
+                    "backup folder or s3://BUCKET/PREFIX (WAL goes to its wal/ subfolder; default: "
+                    "$WARDEN_BACKUP_DIR)");
     cmd->add_flag("--json", o.json, "print the result as JSON");
 }
 
@@ -48,8 +50,10 @@ void add_push(CLI::App& wal)
     add_dir_option(cmd, *o);
     cmd->add_option("file", *source, "path of the WAL file (%p)")->required();
     on_run(cmd, [o, source] {
-        Archive archive(require_dir(*o));
-        auto outcome = archive.push(*source);
+        fs::path dir = require_dir(*o);
+        auto outcome = repo::is_remote(dir.string())
+                           ? repo::wal_push(*repo::open_repository(dir.string()), *source)
+                           : Archive(dir).push(*source);
         std::string name = fs::path(*source).filename().string();
         if (o->json)
             std::cout << nlohmann::json{{"file", name},
@@ -88,8 +92,11 @@ void add_fetch(CLI::App& wal)
     cmd->add_option("dest", *dest, "where to write it (%p)")->required();
     on_run(cmd, [o, name, dest] {
         try {
-            Archive archive(require_dir(*o), false);
-            archive.fetch(*name, *dest);
+            fs::path dir = require_dir(*o);
+            if (repo::is_remote(dir.string()))
+                repo::wal_fetch(*repo::open_repository(dir.string()), *name, *dest);
+            else
+                Archive(dir, false).fetch(*name, *dest);
         } catch (const walarchive::NotFound& e) {
             // Expected at the end of every archive recovery: recovery asks for the next
             // file until one is missing. Exit 1 (not above 125) so it ends normally.
@@ -134,6 +141,9 @@ void add_receive(CLI::App& wal, ConnectionOptions& conn)
     cmd->add_flag("-v,--verbose", r->verbose, "log every archived segment");
     on_run(cmd, [o, r, status_s, &conn] {
         r->backup_dir = require_dir(*o);
+        if (repo::is_remote(r->backup_dir.string()))
+            throw Error(sqlstate::invalid_parameter_value,
+                        "wal receive writes to a local folder only; archive to s3:// with wal push");
         r->conninfo = conn.conninfo;
         r->status_interval_ms = static_cast<int>(*status_s * 1000);
         return walreceiver::run(*r);
@@ -148,9 +158,17 @@ void add_verify(CLI::App& wal)
     add_dir_option(cmd, *o);
     on_run(cmd, [o] {
         fs::path dir = require_dir(*o);
-        Archive archive(dir, false);
-        auto starts = walbackups::kept_backup_starts(dir);
-        auto report = archive.verify(starts);
+        walarchive::VerifyReport report;
+        std::size_t backups_checked = 0;
+        if (repo::is_remote(dir.string())) {
+            auto remote = repo::wal_verify(*repo::open_repository(dir.string()));
+            report = remote.report;
+            backups_checked = remote.backups_checked;
+        } else {
+            auto starts = walbackups::kept_backup_starts(dir);
+            report = Archive(dir, false).verify(starts);
+            backups_checked = starts.size();
+        }
         if (o->json) {
             nlohmann::json problems = nlohmann::json::array();
             for (const auto& p : report.problems)
@@ -161,7 +179,7 @@ void add_verify(CLI::App& wal)
                                         {"newest_timeline", report.newest_timeline},
                                         {"oldest_segment", report.oldest_segment},
                                         {"newest_segment", report.newest_segment},
-                                        {"backups_checked", starts.size()},
+                                        {"backups_checked", backups_checked},
                                         {"problems", problems}}
                              .dump(2)
                       << "\n";
@@ -191,7 +209,11 @@ void add_status(CLI::App& wal)
         "status", "newest archived segment and its age, the receiver's live segment, receiver running");
     add_dir_option(cmd, *o);
     on_run(cmd, [o] {
-        Archive archive(require_dir(*o), false);
+        fs::path dir = require_dir(*o);
+        if (repo::is_remote(dir.string()))
+            throw Error(sqlstate::invalid_parameter_value,
+                        "wal status reads a local folder only; use wal verify for s3://");
+        Archive archive(dir, false);
         auto st = archive.status();
         if (o->json) {
             std::cout << nlohmann::json{{"newest_segment", st.newest_segment},

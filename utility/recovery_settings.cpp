@@ -14,6 +14,7 @@
 
 #include "error.hpp"
 #include "fs/safe_file.hpp"
+#include "s3_location.hpp"
 #include "wal_names.hpp"
 
 namespace warden::recovery {
@@ -119,7 +120,9 @@ void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir
     }
     std::string command = fmt::format("{} wal fetch --dir {} %f %p",
                                       shell_quote(fs::absolute(warden_bin).string()),
-                                      shell_quote(fs::absolute(backup_dir).string()));
+                                      shell_quote(s3::is_s3_url(backup_dir.string())
+                                                      ? backup_dir.string()
+                                                      : fs::absolute(backup_dir).string()));
     kept.push_back("# recovery settings written by warden");
     kept.push_back("restore_command = " + conf_quote(command));
     kept.push_back("recovery_target_timeline = 'latest'");
