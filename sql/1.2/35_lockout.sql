@@ -74,45 +74,9 @@ $fn$;
 CREATE TRIGGER lockout_policy_event_retention BEFORE UPDATE ON warden.lockout_policy
     FOR EACH ROW EXECUTE FUNCTION warden._retention_changed('event_retention');
 
--- Cleanup as in 1.1, except for events: only login events go (other kinds are kept until
--- a superuser removes them), never younger than the floor, and how many went is itself
--- an event.
-CREATE OR REPLACE FUNCTION warden._cleanup_login_attempts() RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    p    warden.lockout_policy;
-    keep interval;
-    n    bigint;
-BEGIN
-    SELECT * INTO p FROM warden.lockout_policy;
-    DELETE FROM warden.login_attempts a
-     WHERE coalesce(a.last_failure_at, '-infinity') < now() - p.attempt_retention
-       AND (a.locked_until IS NULL OR a.locked_until < now());
-    DELETE FROM warden.login_source_failures s
-     WHERE s.window_start < now() - p.source_window;
-    DELETE FROM warden.login_known_sources k
-     WHERE k.last_success_at < now() - p.known_source_retention;
-    -- Role counters (sql/1.2/36_role_lockout.sql) as idle counters above.
-    DELETE FROM warden.role_login_attempts r
-     WHERE coalesce(r.last_failure_at, '-infinity') < now() - p.attempt_retention
-       AND (r.locked_until IS NULL OR r.locked_until < now());
-    keep := greatest(p.event_retention, warden._audit_min_retention());
-    PERFORM warden._audit_retention_mode(true);
-    DELETE FROM warden.security_events e
-     WHERE e.occurred_at < now() - keep
-       AND e.event_type IN ('login_failed', 'locked', 'unlocked', 'source_throttled',
-                            'role_login_failed', 'role_locked', 'role_unlocked',
-                            'role_source_throttled');
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM warden._audit_retention_mode(false);
-    IF n > 0 THEN
-        INSERT INTO warden.security_events (event_type, detail)
-        VALUES ('security_events_removed', format('%s login events older than %s', n, keep));
-    END IF;
-END
-$fn$;
+-- warden._cleanup_login_attempts (1.1's, except that only login events go, never younger
+-- than the floor, how many went is itself an event, and what it removes is recorded for the
+-- seals' verify) is defined once, in 45_audit_seals.sql.
 
 -- Not SECURITY DEFINER, but the maintenance drivers run it as a superuser: its one call
 -- resolves under the pinned path too.
