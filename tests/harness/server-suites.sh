@@ -53,7 +53,7 @@ if [ -n "$tap_files" ]; then
   mkdir -p "$work/tap"
   ( cd "$work/tap" &&
     PG_REGRESS="$pgxs/test/regress/pg_regress" TEMP_CONFIG="$conf" TESTDIR="$work/tap" \
-    WARDEN_ROOT="$root" prove -I "$pgxs/test/perl" -I "$root/tests/t" $tap_files ) \
+    WARDEN_ROOT="$root" prove --timer -I "$pgxs/test/perl" -I "$root/tests/t" $tap_files ) \
     2>&1 | tee "$work/tap/out"
   tap_rc=${PIPESTATUS[0]}
   if [ "$tap_rc" -ne 0 ]; then

@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use WardenMigrations;
 use IPC::Run;
 
 my $warden = $ENV{WARDEN_BIN};
@@ -18,30 +19,9 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
 my $db = $node->connstr('postgres');
 
-# Runs the utility; returns (exit code, stdout, stderr).
-sub warden
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ $warden, @_ ], '>', \$out, '2>', \$err);
-	return ($? >> 8, $out, $err);
-}
 
 sub sql { return $node->safe_psql('postgres', shift); }
 
-# A folder of migration files: name => content.
-my $folders = 0;
-sub folder
-{
-	my %files = @_;
-	my $dir = PostgreSQL::Test::Utils::tempdir("migrations" . $folders++);
-	for my $name (keys %files)
-	{
-		open(my $fh, '>:raw', "$dir/$name") or die "$dir/$name: $!";
-		print $fh $files{$name};
-		close($fh);
-	}
-	return $dir;
-}
 
 my ($rc, $out, $err);
 

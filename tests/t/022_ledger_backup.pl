@@ -5,10 +5,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use WardenMigrations;
 use IPC::Run;
 use JSON::PP;
 
-my $warden = $ENV{WARDEN_BIN};
 my $samples = "$ENV{WARDEN_ROOT}/migrations/auth-service";
 
 my $node = PostgreSQL::Test::Cluster->new('ledger_backup');
@@ -17,12 +17,6 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_warden');
 my $db = $node->connstr('postgres');
 
-sub warden
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ $warden, @_ ], '>', \$out, '2>', \$err);
-	return ($? >> 8, $out, $err);
-}
 sub sql { return $node->safe_psql('postgres', shift); }
 
 # A backup folder that can't be created: the migration must not run.

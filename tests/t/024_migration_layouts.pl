@@ -7,36 +7,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use WardenMigrations;
 use IPC::Run;
 use JSON::PP;
 
-my $warden = $ENV{WARDEN_BIN};
 my $layouts = "$ENV{WARDEN_ROOT}/migrations/layouts";
 
 my $node = PostgreSQL::Test::Cluster->new('layouts');
 $node->init;
 $node->start;
 
-sub warden
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ $warden, @_ ], '>', \$out, '2>', \$err);
-	return ($? >> 8, $out, $err);
-}
 
-my $folders = 0;
-sub folder
-{
-	my %files = @_;
-	my $dir = PostgreSQL::Test::Utils::tempdir("layout" . $folders++);
-	for my $name (keys %files)
-	{
-		open(my $fh, '>:raw', "$dir/$name") or die "$dir/$name: $!";
-		print $fh $files{$name};
-		close($fh);
-	}
-	return $dir;
-}
 
 my ($rc, $out, $err);
 

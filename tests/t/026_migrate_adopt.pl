@@ -10,9 +10,9 @@ use File::Copy;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use WardenMigrations;
 use IPC::Run;
 
-my $warden = $ENV{WARDEN_BIN};
 my $layouts = "$ENV{WARDEN_ROOT}/migrations/layouts";
 my $node_bin = "$ENV{WARDEN_ROOT}/build/bench-node/node_modules/.bin";
 
@@ -20,12 +20,6 @@ my $node = PostgreSQL::Test::Cluster->new('adopt');
 $node->init;
 $node->start;
 
-sub warden
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ $warden, @_ ], '>', \$out, '2>', \$err);
-	return ($? >> 8, $out, $err);
-}
 
 sub fresh
 {
