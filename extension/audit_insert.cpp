@@ -1,12 +1,12 @@
 // Inserting an audit row into its partition of warden.audit_log without the planner, with
 // what that needs built once per transaction and partition instead of once per row: the
-// partition opened, its indexes opened (a ResultRelInfo and an EState, when it has any)
-// and a slot of its own layout.
+// partition opened and its indexes opened (a ResultRelInfo and an EState, when it has
+// any). The slot of the partition's layout is kept for the backend.
 //
-// The state is kept in a child of TopTransactionContext, and the relcache references it
-// holds belong to the top transaction's resource owner, so that a subtransaction commit
-// (a PL/pgSQL exception block, RELEASE SAVEPOINT) neither closes them nor warns of a leak.
-// It is released:
+// The per-transaction state's memory (only when there are indexes) is a child of
+// TopTransactionContext, and the relcache references it holds belong to the top
+// transaction's resource owner, so that a subtransaction commit (a PL/pgSQL exception
+// block, RELEASE SAVEPOINT) neither closes them nor warns of a leak. It is released:
 //  - before the transaction commits or is prepared (XACT_EVENT_PRE_COMMIT/PRE_PREPARE),
 //    so that no reference is left for the resource owner to warn about;
 //  - when the subtransaction that built it, or one of its ancestors, aborts (its locks on
@@ -46,21 +46,35 @@ const char* const audit_log_columns[] = {
 static_assert(sizeof audit_log_columns / sizeof audit_log_columns[0] == WARDEN_AUDIT_LOG_NATTS,
               "the trigger fills WARDEN_AUDIT_LOG_NATTS columns");
 
+// What a partition's rows need that outlasts transactions: a slot of the partition's layout
+// and, when its columns differ from the parent's, a copy of the parent's descriptor. Kept
+// for the backend; a relcache invalidation only marks it stale (the next row rebuilds it),
+// so that nothing is freed under a row being inserted.
+struct Layout {
+    Oid parent_oid;
+    Oid partition_oid;
+    bool stale;
+    TupleTableSlot* slot;    // a slot of the partition's layout
+    bool heap_slot;          // slot holds a HeapTuple as it is (a heap partition)
+    TupleDesc parent_desc;   // for rows that need converting (map != null)
+    MemoryContext context;   // child of CacheMemoryContext
+};
+Layout layout = {};
+
+// What inserting into the partition needs for the rest of the transaction.
 struct InsertState {
+    bool active;
     Oid parent_oid;
     Oid partition_oid;
     Relation partition;      // referenced by TopTransactionResourceOwner
     ResultRelInfo* result;   // with the indexes open (ditto); null when there are none
     EState* estate;          // for the index insertions; null when there are none
-    TupleTableSlot* slot;    // a slot of the partition's layout
-    bool heap_slot;          // slot holds a HeapTuple as it is (a heap partition)
-    TupleDesc parent_desc;   // a copy, for rows that need converting (map != null)
+    MemoryContext context;   // child of TopTransactionContext, when there are indexes
     SubTransactionId subid;  // the (sub)transaction that built it
     bool stale;              // the relcache invalidated what it holds
-    MemoryContext context;
 };
+InsertState state = {};
 
-InsertState* state = nullptr;
 // Set while a row is being inserted: nothing is released under its feet.
 bool inserting = false;
 // After PRE_COMMIT/PRE_PREPARE: a late row builds the state and releases it at once.
@@ -85,34 +99,64 @@ void check_audit_log_layout(Relation parent)
     checked_audit_log = RelationGetRelid(parent);
 }
 
+// The parent and the partition are locked (warden_audit_target).
+void build_layout(const AuditTarget& target)
+{
+    if (layout.context != nullptr) {
+        ExecDropSingleTupleTableSlot(layout.slot);
+        MemoryContextDelete(layout.context);
+    }
+    layout = Layout{};
+    Relation parent = table_open(target.parent, NoLock);
+    check_audit_log_layout(parent);
+    Relation partition = table_open(target.partition, NoLock);
+    MemoryContext context =
+        AllocSetContextCreate(CacheMemoryContext, "pg_warden audit layout", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(context);
+    if (target.map != nullptr)
+        layout.parent_desc = CreateTupleDescCopy(RelationGetDescr(parent));
+    // A heap partition takes the row as a HeapTuple, formed once; any other table AM gets
+    // it in a slot of its own kind. A copy of the descriptor: the relcache's is
+    // reference-counted per resource owner.
+    const TupleTableSlotOps* ops = table_slot_callbacks(partition);
+    layout.heap_slot = ops == &TTSOpsBufferHeapTuple;
+    layout.slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(partition)),
+                                           layout.heap_slot ? &TTSOpsHeapTuple : ops);
+    MemoryContextSwitchTo(old);
+    table_close(partition, NoLock);
+    table_close(parent, NoLock);
+    layout.context = context;
+    layout.parent_oid = target.parent;
+    layout.partition_oid = target.partition;
+}
+
 // Closes what the state holds (without unlocking: the locks last until the transaction
 // ends) and frees it.
 void release_state()
 {
-    if (state == nullptr)
+    if (!state.active)
         return;
     ResourceOwner owner = CurrentResourceOwner;
     CurrentResourceOwner = TopTransactionResourceOwner;
-    if (state->result != nullptr)
-        for (int i = 0; i < state->result->ri_NumIndices; i++)
-            if (state->result->ri_IndexRelationDescs[i] != nullptr)
-                index_close(state->result->ri_IndexRelationDescs[i], NoLock);
-    if (state->partition != nullptr)
-        table_close(state->partition, NoLock);
+    if (state.result != nullptr)
+        for (int i = 0; i < state.result->ri_NumIndices; i++)
+            if (state.result->ri_IndexRelationDescs[i] != nullptr)
+                index_close(state.result->ri_IndexRelationDescs[i], NoLock);
+    table_close(state.partition, NoLock);
     CurrentResourceOwner = owner;
-    if (state->estate != nullptr)
-        FreeExecutorState(state->estate);
-    ExecDropSingleTupleTableSlot(state->slot);
-    MemoryContext context = state->context;
-    state = nullptr;
-    MemoryContextDelete(context);
+    if (state.estate != nullptr)
+        FreeExecutorState(state.estate);
+    MemoryContext context = state.context;
+    state = InsertState{};
+    if (context != nullptr)
+        MemoryContextDelete(context);
 }
 
 // After an abort the resource owner has released (or releases) the references and the
 // memory goes with TopTransactionContext.
 void forget_state()
 {
-    state = nullptr;
+    state = InsertState{};
     inserting = false;
 }
 
@@ -139,7 +183,7 @@ void on_xact(XactEvent event, void*)
 void on_subxact(SubXactEvent event, SubTransactionId subid, SubTransactionId, void*)
 {
     // Subtransactions started after the aborting one are its descendants.
-    if (event == SUBXACT_EVENT_ABORT_SUB && state != nullptr && state->subid >= subid) {
+    if (event == SUBXACT_EVENT_ABORT_SUB && state.active && state.subid >= subid) {
         inserting = false;
         release_state();
     }
@@ -147,14 +191,16 @@ void on_subxact(SubXactEvent event, SubTransactionId subid, SubTransactionId, vo
 
 void on_relcache(Datum, Oid relid)
 {
-    if (state == nullptr || state->stale)
+    if (relid == InvalidOid || relid == layout.partition_oid || relid == layout.parent_oid)
+        layout.stale = true;
+    if (!state.active || state.stale)
         return;
-    bool hit = relid == InvalidOid || relid == state->partition_oid || relid == state->parent_oid;
-    for (int i = 0; !hit && state->result != nullptr && i < state->result->ri_NumIndices; i++)
-        hit = state->result->ri_IndexRelationDescs[i] != nullptr &&
-              RelationGetRelid(state->result->ri_IndexRelationDescs[i]) == relid;
+    bool hit = relid == InvalidOid || relid == state.partition_oid || relid == state.parent_oid;
+    for (int i = 0; !hit && state.result != nullptr && i < state.result->ri_NumIndices; i++)
+        hit = state.result->ri_IndexRelationDescs[i] != nullptr &&
+              RelationGetRelid(state.result->ri_IndexRelationDescs[i]) == relid;
     if (hit)
-        state->stale = true;
+        state.stale = true;
 }
 
 // Statements that touch no relation keep the state.
@@ -167,7 +213,7 @@ void audit_process_utility(PlannedStmt* pstmt, const char* query, bool read_only
                            ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
                            DestReceiver* dest, QueryCompletion* qc)
 {
-    if (state != nullptr && !inserting && !keeps_state(pstmt->utilityStmt))
+    if (state.active && !inserting && !keeps_state(pstmt->utilityStmt))
         release_state();
     if (prev_process_utility != nullptr)
         prev_process_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
@@ -175,66 +221,48 @@ void audit_process_utility(PlannedStmt* pstmt, const char* query, bool read_only
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
 }
 
-// The partition and the parent are locked (warden_audit_target).
+// The partition is locked (warden_audit_target). Its reference and its indexes' belong to
+// the top transaction's owner: they outlive subtransactions.
 void build_state(const AuditTarget& target)
 {
-    MemoryContext context =
-        AllocSetContextCreate(TopTransactionContext, "pg_warden audit insert", ALLOCSET_SMALL_SIZES);
-    MemoryContext old = MemoryContextSwitchTo(context);
-    InsertState* s = (InsertState*) palloc0(sizeof(InsertState));
-    s->context = context;
-    s->parent_oid = target.parent;
-    s->partition_oid = target.partition;
-    s->subid = GetCurrentSubTransactionId();
-
-    Relation parent = table_open(target.parent, NoLock);
-    check_audit_log_layout(parent);
-    if (target.map != nullptr)
-        s->parent_desc = CreateTupleDescCopy(RelationGetDescr(parent));
-    table_close(parent, NoLock);
-
-    // The references outlive subtransactions: the top transaction's owner holds them.
     ResourceOwner owner = CurrentResourceOwner;
+    CurrentResourceOwner = TopTransactionResourceOwner;
+    Relation partition = table_open(target.partition, NoLock);
+    CurrentResourceOwner = owner;
+    state.active = true;
+    state.partition = partition;
+    state.parent_oid = target.parent;
+    state.partition_oid = target.partition;
+    state.subid = GetCurrentSubTransactionId();
+    if (!partition->rd_rel->relhasindex)
+        return;
+    List* indexes = RelationGetIndexList(partition);
+    bool none = indexes == NIL;
+    list_free(indexes);
+    if (none)
+        return;
+
+    state.context = AllocSetContextCreate(TopTransactionContext, "pg_warden audit insert", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(state.context);
+    state.estate = CreateExecutorState();
+    ResultRelInfo* result = makeNode(ResultRelInfo);
+    InitResultRelInfo(result, partition, 1, nullptr, 0);
     CurrentResourceOwner = TopTransactionResourceOwner;
     PG_TRY();
     {
-        s->partition = table_open(target.partition, NoLock);
-        if (s->partition->rd_rel->relhasindex) {
-            s->estate = CreateExecutorState();
-            s->result = makeNode(ResultRelInfo);
-            InitResultRelInfo(s->result, s->partition, 1, nullptr, 0);
-            ExecOpenIndices(s->result, false);
-        }
+        ExecOpenIndices(result, false);
     }
     PG_CATCH();
     {
-        // An index that failed to open is left to the resource owner.
-        if (s->partition != nullptr)
-            table_close(s->partition, NoLock);
+        // An index that failed to open is left to the resource owner; the partition's
+        // reference is closed by release_state.
         CurrentResourceOwner = owner;
         PG_RE_THROW();
     }
     PG_END_TRY();
     CurrentResourceOwner = owner;
-    // A heap partition takes the row as a HeapTuple, formed once; any other table AM gets
-    // it in a slot of its own kind.
-    const TupleTableSlotOps* ops = table_slot_callbacks(s->partition);
-    s->heap_slot = ops == &TTSOpsBufferHeapTuple;
-    // A copy of the descriptor: the relcache's is reference-counted per resource owner.
-    s->slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(s->partition)),
-                                       s->heap_slot ? &TTSOpsHeapTuple : ops);
     MemoryContextSwitchTo(old);
-    state = s;
-}
-
-InsertState* state_for(const AuditTarget& target)
-{
-    if (state != nullptr && (state->stale || state->partition_oid != target.partition ||
-                             state->parent_oid != target.parent))
-        release_state();
-    if (state == nullptr)
-        build_state(target);
-    return state;
+    state.result = result;
 }
 
 }  // namespace
@@ -250,43 +278,56 @@ void warden_audit_insert_init(void)
 
 void warden_audit_insert(TimestampTz ts, Datum* values, bool* nulls)
 {
+    // An index expression on the log that writes to an audited table would come back here
+    // with the slot in use.
+    if (inserting)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("an audit row was written while another one was being inserted"),
+                        errhint("Indexes on warden.audit_log must not call functions that write to "
+                                "audited tables.")));
     AuditTarget target;
     warden_audit_target(ts, &target);
-    InsertState* s = state_for(target);
+    if (layout.stale || layout.partition_oid != target.partition || layout.parent_oid != target.parent)
+        build_layout(target);
+    if (state.active && (state.stale || state.partition_oid != target.partition ||
+                         state.parent_oid != target.parent))
+        release_state();
+    if (!state.active)
+        build_state(target);
 
     // Formed once, in the partition's layout, and owned by the slot: the table AM
     // inserts it as it is.
+    TupleTableSlot* slot = layout.slot;
     HeapTuple tuple;
     if (target.map == nullptr) {
-        tuple = heap_form_tuple(s->slot->tts_tupleDescriptor, values, nulls);
+        tuple = heap_form_tuple(slot->tts_tupleDescriptor, values, nulls);
     } else {
-        HeapTuple row = heap_form_tuple(s->parent_desc, values, nulls);
+        HeapTuple row = heap_form_tuple(layout.parent_desc, values, nulls);
         tuple = execute_attr_map_tuple(row, target.map);
         heap_freetuple(row);
     }
     inserting = true;
     PG_TRY();
     {
-        if (s->heap_slot)
-            ExecStoreHeapTuple(tuple, s->slot, true);
+        if (layout.heap_slot)
+            ExecStoreHeapTuple(tuple, slot, true);
         else
-            ExecForceStoreHeapTuple(tuple, s->slot, true);
-        table_tuple_insert(s->partition, s->slot, GetCurrentCommandId(true), 0, nullptr);
-        if (s->result != nullptr) {
-            ExecInsertIndexTuples(s->result, s->slot, s->estate, false, false, nullptr, NIL);
-            ResetPerTupleExprContext(s->estate);
+            ExecForceStoreHeapTuple(tuple, slot, true);
+        table_tuple_insert(state.partition, slot, GetCurrentCommandId(true), 0, nullptr);
+        if (state.result != nullptr) {
+            ExecInsertIndexTuples(state.result, slot, state.estate, false, false, nullptr, NIL);
+            ResetPerTupleExprContext(state.estate);
         }
     }
     PG_CATCH();
     {
         // The tuple lives in the failing (sub)transaction's memory: never freed later.
-        if (state == s)
-            ExecClearTuple(s->slot);
+        ExecClearTuple(slot);
         inserting = false;
         PG_RE_THROW();
     }
     PG_END_TRY();
-    ExecClearTuple(s->slot);
+    ExecClearTuple(slot);
     inserting = false;
     if (transaction_ending)
         release_state();
