@@ -39,6 +39,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -51,14 +52,16 @@ extern "C" {
 
 namespace {
 
-// How a column's value becomes JSON: common types directly, the rest through to_jsonb().
-enum class ValueKind : char { Int2, Int4, Int8, Bool, Text, Jsonb, Other };
+// How a column's value becomes JSON: common types directly (as to_jsonb() would make
+// them), the rest through to_jsonb().
+enum class ValueKind : char { Int2, Int4, Int8, Bool, Text, Jsonb, Numeric, Date, Timestamp, TimestampTz, Other };
 
 struct ColumnInfo {
     ValueKind kind;
     bool excluded;
     bool dropped;
-    FmgrInfo to_jsonb;  // set up for ValueKind::Other only
+    Oid type;
+    FmgrInfo to_jsonb;  // set up for ValueKind::Other and Numeric (NaN, infinities) only
     FmgrInfo output;    // the type's output function, for excluded key columns only
 };
 
@@ -74,6 +77,10 @@ struct TriggerInfo {
     AttrNumber* pk;
     int natts;
     ColumnInfo* columns;
+    // The columns in the order of JSONB object keys (shorter names first, then bytewise),
+    // so that a whole row's object needs no sorting; dropped columns left out.
+    int nordered;
+    int* ordered;
 };
 
 // A role's name as text, in TopMemoryContext.
@@ -131,6 +138,10 @@ ValueKind kind_of(Oid type)
     case TEXTOID:
     case VARCHAROID: return ValueKind::Text;
     case JSONBOID: return ValueKind::Jsonb;
+    case NUMERICOID: return ValueKind::Numeric;
+    case DATEOID: return ValueKind::Date;
+    case TIMESTAMPOID: return ValueKind::Timestamp;
+    case TIMESTAMPTZOID: return ValueKind::TimestampTz;
     default: return ValueKind::Other;
     }
 }
@@ -145,6 +156,18 @@ void prepare_to_jsonb(ColumnInfo* column, Oid type, MemoryContext context)
         (Node*) makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(type, -1, InvalidOid)),
                              InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
     MemoryContextSwitchTo(old);
+}
+
+// The order of JSONB object keys (jsonb's lengthCompareJsonbStringValue).
+int compare_json_keys(const void* a, const void* b, void* arg)
+{
+    TupleDesc desc = (TupleDesc) arg;
+    const char* x = NameStr(TupleDescAttr(desc, *(const int*) a)->attname);
+    const char* y = NameStr(TupleDescAttr(desc, *(const int*) b)->attname);
+    size_t lx = strlen(x), ly = strlen(y);
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return memcmp(x, y, lx);
 }
 
 void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
@@ -178,9 +201,16 @@ void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
         ColumnInfo* column = &info->columns[i];
         column->dropped = attr->attisdropped;
         column->kind = kind_of(attr->atttypid);
-        if (column->kind == ValueKind::Other && !column->dropped)
+        column->type = attr->atttypid;
+        if ((column->kind == ValueKind::Other || column->kind == ValueKind::Numeric) && !column->dropped)
             prepare_to_jsonb(column, attr->atttypid, context);
     }
+    info->ordered = (int*) MemoryContextAlloc(context, sizeof(int) * Max(desc->natts, 1));
+    info->nordered = 0;
+    for (int i = 0; i < desc->natts; i++)
+        if (!info->columns[i].dropped)
+            info->ordered[info->nordered++] = i;
+    qsort_arg(info->ordered, info->nordered, sizeof(int), compare_json_keys, desc);
 
     for (int a = 1; a < trigger->tgnargs; a++) {
         const char* name = trigger->tgargs[a];
@@ -271,6 +301,23 @@ void push_value(JsonbParseState** state, const ColumnInfo* column, Datum value, 
         v.val.string.len = VARSIZE_ANY_EXHDR(t);
         break;
     }
+    case ValueKind::Date:
+    case ValueKind::Timestamp:
+    case ValueKind::TimestampTz:
+        v.type = jbvString;
+        v.val.string.val = JsonEncodeDateTime(nullptr, value, column->type, nullptr);
+        v.val.string.len = strlen(v.val.string.val);
+        break;
+    case ValueKind::Numeric: {
+        Numeric n = DatumGetNumeric(value);
+        // to_jsonb() makes NaN and the infinities strings.
+        if (!numeric_is_nan(n) && !numeric_is_inf(n)) {
+            v.type = jbvNumeric;
+            v.val.numeric = n;
+            break;
+        }
+    }
+        [[fallthrough]];
     case ValueKind::Jsonb:
     case ValueKind::Other: {
         Jsonb* j = column->kind == ValueKind::Jsonb
@@ -300,9 +347,10 @@ Datum row_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot, co
 {
     JsonbParseState* state = nullptr;
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
-    for (int i = 0; i < info->natts; i++) {
+    for (int k = 0; k < info->nordered; k++) {
+        int i = info->ordered[k];
         const ColumnInfo* column = &info->columns[i];
-        if (column->dropped || column->excluded || (only != nullptr && !only[i]))
+        if (column->excluded || (only != nullptr && !only[i]))
             continue;
         push_key(&state, desc, i);
         push_value(&state, column, slot->tts_values[i], slot->tts_isnull[i]);

@@ -179,6 +179,25 @@ is($node->safe_psql('postgres', q{
 	WHERE op = 'INSERT' AND (new_values->>'id')::int > 1000000}),
 	'100000|100000', 'a COPY of 100,000 rows logs 100,000 rows');
 
+# The values the trigger converts itself (numeric, date, timestamp, timestamptz) come out
+# as to_jsonb() makes them, special values included, in whatever time zone, with the
+# keys of a wide row in any declaration order.
+$node->safe_psql('postgres', q{
+	CREATE TABLE typed (id int PRIMARY KEY, "a longer name" numeric, n numeric, d date,
+	                    ts timestamp, tz timestamptz, zz int, b bool);
+	SELECT warden.enable_audit('typed');
+	SET TimeZone = 'America/St_Johns';
+	INSERT INTO typed VALUES
+		(1, 1.50, 'NaN', '2026-02-03', '2026-02-03 04:05:06.789', '2026-02-03 04:05:06.789+05:30', 1, true),
+		(2, 'Infinity', '-Infinity', 'infinity', '-infinity', 'infinity', NULL, false),
+		(3, -123456789012345678901234567890.000100, 0, '0044-03-15 BC', '1999-12-31 23:59:59', '2000-01-01 00:00:00+00', 3, NULL);
+});
+is($node->safe_psql('postgres', q{
+	SET TimeZone = 'America/St_Johns';
+	SELECT count(*) FILTER (WHERE l.new_values = to_jsonb(t)), count(*)
+	FROM typed t JOIN warden.audit_log l ON l.relid = 'typed'::regclass AND l.record_key = jsonb_build_object('id', t.id)}),
+	'3|3', 'numeric, dates and timestamps logged as to_jsonb() makes them');
+
 $node->stop;
 my $log = slurp_file($node->logfile);
 unlike($log, qr/leak/, 'no leak warning in the server log');
