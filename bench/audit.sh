@@ -2,8 +2,9 @@
 # Audit trail benchmarks, one run, one throwaway cluster:
 #  1. single-row UPDATE throughput (pgbench, 4 clients) on a 10-column table with no
 #     trigger, with pg_warden's C++ audit trigger, and with a plain PL/pgSQL trigger
-#     writing to_jsonb(OLD)/to_jsonb(NEW) into a plain table. Target: pg_warden's overhead
-#     (1 - tps/tps_none) at most half of the PL/pgSQL trigger's.
+#     writing to_jsonb(OLD)/to_jsonb(NEW) into a plain table. Targets: pg_warden's overhead
+#     (1 - tps/tps_none) at most 0.25 of the PL/pgSQL trigger's, and at least 0.90 of the
+#     no-trigger throughput (on a quiet machine).
 #  2. retention: removing the oldest 30 of 100 days from a 10,000,000-row audit log with
 #     warden.cleanup_audit() (drops partitions) against DELETE + VACUUM on an unpartitioned
 #     copy; time and WAL. Targets: under 1 s, >= 10x faster, >= 100x less WAL. And against
@@ -118,8 +119,8 @@ ovh_warden=$(awk -v a="$warden" -v b="$none" 'BEGIN {printf "%.4f", 1 - a / b}')
 ovh_plpgsql=$(awk -v a="$plpgsql" -v b="$none" 'BEGIN {printf "%.4f", 1 - a / b}')
 echo "median tps: none $none, pg_warden $warden, plpgsql $plpgsql"
 echo "overhead (1 - tps/tps_none): pg_warden $ovh_warden, plpgsql $ovh_plpgsql"
-ratio_line audit_update_overhead_vs_plpgsql "$ovh_warden" "$ovh_plpgsql" "overhead" "target <= 0.5"
-ratio_line audit_update_tps_vs_no_trigger "$warden" "$none" "tps" "(plpgsql keeps $(awk -v a="$plpgsql" -v b="$none" 'BEGIN {printf "%.3f", a / b}'))"
+ratio_line audit_update_overhead_vs_plpgsql "$ovh_warden" "$ovh_plpgsql" "overhead" "target <= 0.25"
+ratio_line audit_update_tps_vs_no_trigger "$warden" "$none" "tps" "target >= 0.90 (plpgsql keeps $(awk -v a="$plpgsql" -v b="$none" 'BEGIN {printf "%.3f", a / b}'))"
 ratio_line audit_bulk_insert_overhead_vs_plpgsql "$(awk -v a="$bulk_warden" -v b="$bulk_none" 'BEGIN {printf "%.1f", a - b}')" \
   "$(awk -v a="$bulk_plpgsql" -v b="$bulk_none" 'BEGIN {printf "%.1f", a - b}')" "ms" "(50,000 rows in one INSERT; no trigger $bulk_none ms)"
 ratio_line audit_update_tps_sealed_vs_unsealed "$chain" "$warden" "tps" "(writers while the trail is sealed every second, against none sealed)"

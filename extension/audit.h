@@ -1,7 +1,7 @@
 // The audit trail's backend parts: the row trigger (audit_trigger.cpp), the append-only
 // guards and retention mode (audit_guard.cpp), routing into time partitions
-// (audit_route.cpp), the retention floor (audit_floor.cpp) and the keyed hash of excluded
-// key columns (audit_key_hash.cpp).
+// (audit_route.cpp), inserting into them (audit_insert.cpp), the retention floor
+// (audit_floor.cpp) and the keyed hash of excluded key columns (audit_key_hash.cpp).
 #pragma once
 
 #include "pg_headers.h"
@@ -33,16 +33,25 @@ Oid warden_audit_route(TimestampTz ts, Relation* parent_out);
 // Registers the transaction callbacks that end seal mode (audit_seal.cpp).
 void warden_audit_seal_init(void);
 
-// Where the trigger inserts a row logged at ts: the parent and the partition, open (close
-// both with NoLock) and locked RowExclusive, the conversion from the parent's columns
-// (NULL when none is needed) and a slot of the partition's, both owned by audit_route.cpp.
+// Where the trigger inserts a row logged at ts: the parent and the partition, both locked
+// RowExclusive for the rest of the (sub)transaction, and the conversion from the parent's
+// columns (NULL when none is needed), owned by audit_route.cpp.
 struct AuditTarget {
-    Relation parent;
-    Relation partition;
+    Oid parent;
+    Oid partition;
     struct TupleConversionMap* map;
-    struct TupleTableSlot* slot;
 };
 void warden_audit_target(TimestampTz ts, AuditTarget* target);
+
+// The number of columns of warden.audit_log.
+constexpr int WARDEN_AUDIT_LOG_NATTS = 17;
+
+// Inserts one row of warden.audit_log (values and nulls in the parent's column order) into
+// the partition that covers ts, and into the partition's indexes (audit_insert.cpp).
+void warden_audit_insert(TimestampTz ts, Datum* values, bool* nulls);
+
+// Registers the callbacks that release the per-transaction insert state (audit_insert.cpp).
+void warden_audit_insert_init(void);
 
 // Registers the invalidation callback that forgets warden.audit_log's OID (audit_route.cpp).
 void warden_audit_route_init(void);

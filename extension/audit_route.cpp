@@ -2,20 +2,18 @@
 // binary search over the parent's partition bounds (kept in the relcache), so that the
 // trigger can insert straight into the partition without planning an INSERT per row.
 //
-// What inserting into a partition needs (its bounds, the conversion from the parent's
-// columns, a slot) is kept for the backend's lifetime, until the relcache invalidates the
-// parent or the partition; the locks are taken once per transaction. A row whose time
-// falls within the bounds of the partition used last costs no lock, no search and no
-// allocation beyond its own tuple.
+// What routing to a partition needs (its bounds, the conversion from the parent's
+// columns) is kept for the backend's lifetime, until the relcache invalidates the parent
+// or the partition; the locks are taken once per transaction. A row whose time falls
+// within the bounds of the partition used last costs no lock, no search, no relcache
+// lookup and no allocation.
 #include "audit.h"
 #include "bridge.h"
 
 extern "C" {
 #include "access/table.h"
-#include "access/tableam.h"
 #include "access/tupconvert.h"
 #include "access/xact.h"
-#include "executor/tuptable.h"
 #include "catalog/namespace.h"
 #include "nodes/makefuncs.h"
 #include "partitioning/partbounds.h"
@@ -41,7 +39,6 @@ struct Binding {
     TimestampTz lo;
     TimestampTz hi;
     TupleConversionMap* map;
-    TupleTableSlot* slot;
     MemoryContext context;
 };
 Binding binding = {};
@@ -180,10 +177,9 @@ void warden_audit_target(TimestampTz ts, AuditTarget* target)
             locked_in = binding.partition == partition;
         }
         if (locked_in) {
-            target->parent = table_open(binding.parent, NoLock);
-            target->partition = table_open(binding.partition, NoLock);
+            target->parent = binding.parent;
+            target->partition = binding.partition;
             target->map = binding.map;
-            target->slot = binding.slot;
             return;
         }
     }
@@ -191,17 +187,15 @@ void warden_audit_target(TimestampTz ts, AuditTarget* target)
     bool bounded = false;
     TimestampTz lo = 0, hi = 0;
     Oid partition_oid = route(ts, &parent, &bounded, &lo, &hi);
-    Relation partition = table_open(partition_oid, NoLock);
     if (binding.partition != partition_oid || binding.parent != RelationGetRelid(parent)) {
         forget_binding();
+        Relation partition = table_open(partition_oid, NoLock);
         MemoryContext context =
             AllocSetContextCreate(CacheMemoryContext, "pg_warden audit partition", ALLOCSET_SMALL_SIZES);
         MemoryContext old = MemoryContextSwitchTo(context);
         binding.map = convert_tuples_by_name(RelationGetDescr(parent), RelationGetDescr(partition));
-        // A copy of the descriptor: the relcache's is reference-counted per transaction.
-        binding.slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(partition)),
-                                                table_slot_callbacks(partition));
         MemoryContextSwitchTo(old);
+        table_close(partition, NoLock);
         binding.context = context;
         binding.parent = RelationGetRelid(parent);
         binding.partition = partition_oid;
@@ -210,10 +204,10 @@ void warden_audit_target(TimestampTz ts, AuditTarget* target)
     binding.lo = lo;
     binding.hi = hi;
     locked_in = true;
-    target->parent = parent;
-    target->partition = partition;
+    target->parent = binding.parent;
+    target->partition = binding.partition;
     target->map = binding.map;
-    target->slot = binding.slot;
+    table_close(parent, NoLock);
 }
 
 WARDEN_FUNCTION(warden_audit_partition_for)

@@ -15,7 +15,8 @@
 // What it needs about a table (primary-key columns, excluded columns, how to turn each
 // column into JSON) is computed once per trigger and cached until the relcache
 // invalidates the table (ALTER TABLE, a new trigger definition, ...), so rows cost no
-// catalog lookups. Role names, the client address and the audit_log OID are cached too.
+// catalog lookups. Role names (as text), the client address and the audit_log OID are
+// cached too; the row is inserted by audit_insert.cpp, with per-transaction state.
 #include "audit.h"
 #include "bridge.h"
 
@@ -38,6 +39,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -50,14 +52,16 @@ extern "C" {
 
 namespace {
 
-// How a column's value becomes JSON: common types directly, the rest through to_jsonb().
-enum class ValueKind : char { Int2, Int4, Int8, Bool, Text, Jsonb, Other };
+// How a column's value becomes JSON: common types directly (as to_jsonb() would make
+// them), the rest through to_jsonb().
+enum class ValueKind : char { Int2, Int4, Int8, Bool, Text, Jsonb, Numeric, Date, Timestamp, TimestampTz, Other };
 
 struct ColumnInfo {
     ValueKind kind;
     bool excluded;
     bool dropped;
-    FmgrInfo to_jsonb;  // set up for ValueKind::Other only
+    Oid type;
+    FmgrInfo to_jsonb;  // set up for ValueKind::Other and Numeric (NaN, infinities) only
     FmgrInfo output;    // the type's output function, for excluded key columns only
 };
 
@@ -66,35 +70,45 @@ struct TriggerInfo {
     Oid relid;
     bool valid;
     MemoryContext context;
-    char* schema_name;
-    char* table_name;
+    Datum schema_name;  // text
+    Datum table_name;   // text
     bool full_row;
     int npk;
     AttrNumber* pk;
     int natts;
     ColumnInfo* columns;
+    // The columns in the order of JSONB object keys (shorter names first, then bytewise),
+    // so that a whole row's object needs no sorting; dropped columns left out.
+    int nordered;
+    int* ordered;
 };
 
+// A role's name as text, in TopMemoryContext.
 struct RoleName {
     Oid oid;
-    char name[NAMEDATALEN];
+    Datum name;
 };
 
-// The columns of warden.audit_log, in order (checked against the table).
-const char* const audit_log_columns[] = {
-    "logged_at", "op", "relid", "schema_name", "table_name", "record_key", "old_values",
-    "new_values", "excluded_changed", "statement_at", "transaction_at", "txid",
-    "session_user_name", "current_user_name", "actor", "application_name", "client_addr"};
-constexpr int audit_log_natts = sizeof audit_log_columns / sizeof audit_log_columns[0];
+// The text of a setting's value as of the last row (application_name, warden.actor).
+struct SettingText {
+    char value[NAMEDATALEN];
+    bool known;
+    bool truncated;  // longer than value holds: not cached
+    Datum text;
+};
 
 HTAB* trigger_cache = nullptr;
 char* audit_actor = nullptr;  // warden.actor
-RoleName session_role = {InvalidOid, ""};
-RoleName current_role = {InvalidOid, ""};
+RoleName session_role = {InvalidOid, (Datum) 0};
+RoleName current_role = {InvalidOid, (Datum) 0};
+SettingText actor_text = {};
+SettingText application_text = {};
 bool client_addr_known = false;
 bool client_addr_null = true;
 Datum client_addr = (Datum) 0;
-Oid checked_audit_log = InvalidOid;
+// The op column's values, in TopMemoryContext.
+Datum op_text[4] = {};
+const char* const op_names[4] = {"INSERT", "UPDATE", "DELETE", "TRUNCATE"};
 
 void invalidate_triggers(Datum, Oid relid)
 {
@@ -124,6 +138,10 @@ ValueKind kind_of(Oid type)
     case TEXTOID:
     case VARCHAROID: return ValueKind::Text;
     case JSONBOID: return ValueKind::Jsonb;
+    case NUMERICOID: return ValueKind::Numeric;
+    case DATEOID: return ValueKind::Date;
+    case TIMESTAMPOID: return ValueKind::Timestamp;
+    case TIMESTAMPTZOID: return ValueKind::TimestampTz;
     default: return ValueKind::Other;
     }
 }
@@ -138,6 +156,18 @@ void prepare_to_jsonb(ColumnInfo* column, Oid type, MemoryContext context)
         (Node*) makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(type, -1, InvalidOid)),
                              InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
     MemoryContextSwitchTo(old);
+}
+
+// The order of JSONB object keys (jsonb's lengthCompareJsonbStringValue).
+int compare_json_keys(const void* a, const void* b, void* arg)
+{
+    TupleDesc desc = (TupleDesc) arg;
+    const char* x = NameStr(TupleDescAttr(desc, *(const int*) a)->attname);
+    const char* y = NameStr(TupleDescAttr(desc, *(const int*) b)->attname);
+    size_t lx = strlen(x), ly = strlen(y);
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return memcmp(x, y, lx);
 }
 
 void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
@@ -158,8 +188,10 @@ void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
     info->full_row = strcmp(trigger->tgargs[0], "full") == 0;
 
     char* schema = get_namespace_name(RelationGetNamespace(rel));
-    info->schema_name = MemoryContextStrdup(context, schema ? schema : "");
-    info->table_name = MemoryContextStrdup(context, RelationGetRelationName(rel));
+    MemoryContext old = MemoryContextSwitchTo(context);
+    info->schema_name = CStringGetTextDatum(schema ? schema : "");
+    info->table_name = CStringGetTextDatum(RelationGetRelationName(rel));
+    MemoryContextSwitchTo(old);
 
     TupleDesc desc = RelationGetDescr(rel);
     info->natts = desc->natts;
@@ -169,9 +201,16 @@ void build_trigger_info(TriggerInfo* info, TriggerData* trigdata)
         ColumnInfo* column = &info->columns[i];
         column->dropped = attr->attisdropped;
         column->kind = kind_of(attr->atttypid);
-        if (column->kind == ValueKind::Other && !column->dropped)
+        column->type = attr->atttypid;
+        if ((column->kind == ValueKind::Other || column->kind == ValueKind::Numeric) && !column->dropped)
             prepare_to_jsonb(column, attr->atttypid, context);
     }
+    info->ordered = (int*) MemoryContextAlloc(context, sizeof(int) * Max(desc->natts, 1));
+    info->nordered = 0;
+    for (int i = 0; i < desc->natts; i++)
+        if (!info->columns[i].dropped)
+            info->ordered[info->nordered++] = i;
+    qsort_arg(info->ordered, info->nordered, sizeof(int), compare_json_keys, desc);
 
     for (int a = 1; a < trigger->tgnargs; a++) {
         const char* name = trigger->tgargs[a];
@@ -262,6 +301,23 @@ void push_value(JsonbParseState** state, const ColumnInfo* column, Datum value, 
         v.val.string.len = VARSIZE_ANY_EXHDR(t);
         break;
     }
+    case ValueKind::Date:
+    case ValueKind::Timestamp:
+    case ValueKind::TimestampTz:
+        v.type = jbvString;
+        v.val.string.val = JsonEncodeDateTime(nullptr, value, column->type, nullptr);
+        v.val.string.len = strlen(v.val.string.val);
+        break;
+    case ValueKind::Numeric: {
+        Numeric n = DatumGetNumeric(value);
+        // to_jsonb() makes NaN and the infinities strings.
+        if (!numeric_is_nan(n) && !numeric_is_inf(n)) {
+            v.type = jbvNumeric;
+            v.val.numeric = n;
+            break;
+        }
+    }
+        [[fallthrough]];
     case ValueKind::Jsonb:
     case ValueKind::Other: {
         Jsonb* j = column->kind == ValueKind::Jsonb
@@ -291,9 +347,10 @@ Datum row_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot, co
 {
     JsonbParseState* state = nullptr;
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
-    for (int i = 0; i < info->natts; i++) {
+    for (int k = 0; k < info->nordered; k++) {
+        int i = info->ordered[k];
         const ColumnInfo* column = &info->columns[i];
-        if (column->dropped || column->excluded || (only != nullptr && !only[i]))
+        if (column->excluded || (only != nullptr && !only[i]))
             continue;
         push_key(&state, desc, i);
         push_value(&state, column, slot->tts_values[i], slot->tts_isnull[i]);
@@ -327,17 +384,55 @@ Datum key_json(const TriggerInfo* info, TupleDesc desc, TupleTableSlot* slot)
     return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr)));
 }
 
-const char* role_name(RoleName* memo, Oid role)
+Datum role_name(RoleName* memo, Oid role)
 {
     if (memo->oid != role) {
+        char buf[NAMEDATALEN];
         char* name = GetUserNameFromId(role, true);
         if (name != nullptr)
-            strlcpy(memo->name, name, NAMEDATALEN);
+            strlcpy(buf, name, NAMEDATALEN);
         else
-            snprintf(memo->name, NAMEDATALEN, "role %u", role);
+            snprintf(buf, NAMEDATALEN, "role %u", role);
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        Datum text = CStringGetTextDatum(buf);
+        MemoryContextSwitchTo(old);
+        if (memo->name != (Datum) 0)
+            pfree(DatumGetPointer(memo->name));
+        memo->name = text;
         memo->oid = role;
     }
     return memo->name;
+}
+
+// value (not empty) as text, the same Datum as long as the value stays the same.
+Datum setting_text(SettingText* memo, const char* value)
+{
+    if (memo->known && !memo->truncated && strcmp(memo->value, value) == 0)
+        return memo->text;
+    if (strlen(value) >= sizeof memo->value) {
+        memo->truncated = true;
+        return CStringGetTextDatum(value);
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    Datum text = CStringGetTextDatum(value);
+    MemoryContextSwitchTo(old);
+    if (memo->known && !memo->truncated)
+        pfree(DatumGetPointer(memo->text));
+    strlcpy(memo->value, value, sizeof memo->value);
+    memo->text = text;
+    memo->known = true;
+    memo->truncated = false;
+    return text;
+}
+
+Datum op_name(int op)
+{
+    if (op_text[op] == (Datum) 0) {
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        op_text[op] = CStringGetTextDatum(op_names[op]);
+        MemoryContextSwitchTo(old);
+    }
+    return op_text[op];
 }
 
 void load_client_addr()
@@ -354,69 +449,27 @@ void load_client_addr()
     client_addr_known = true;
 }
 
-void check_audit_log_layout(Relation parent)
-{
-    if (checked_audit_log == RelationGetRelid(parent))
-        return;
-    TupleDesc desc = RelationGetDescr(parent);
-    bool ok = desc->natts == audit_log_natts;
-    for (int i = 0; ok && i < audit_log_natts; i++)
-        ok = !TupleDescAttr(desc, i)->attisdropped &&
-             strcmp(NameStr(TupleDescAttr(desc, i)->attname), audit_log_columns[i]) == 0;
-    if (!ok)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("warden.audit_log does not have the columns this pg_warden library writes"),
-                        errhint("ALTER EXTENSION pg_warden UPDATE, or restart the server after installing "
-                                "the matching library.")));
-    checked_audit_log = RelationGetRelid(parent);
-}
-
-// Inserts the tuple into the partition (and its indexes, if it has any) without going
-// through the planner: the partition was chosen by warden_audit_target, whose slot it uses.
-void insert_into_partition(const AuditTarget& target, HeapTuple tuple)
-{
-    Relation partition = target.partition;
-    TupleTableSlot* slot = target.slot;
-    ExecForceStoreHeapTuple(tuple, slot, false);
-    if (!partition->rd_rel->relhasindex) {
-        simple_table_tuple_insert(partition, slot);
-        ExecClearTuple(slot);
-        return;
-    }
-    EState* estate = CreateExecutorState();
-    ResultRelInfo* result = makeNode(ResultRelInfo);
-    InitResultRelInfo(result, partition, 1, nullptr, 0);
-    ExecOpenIndices(result, false);
-    simple_table_tuple_insert(partition, slot);
-    ExecInsertIndexTuples(result, slot, estate, false, false, nullptr, NIL);
-    ExecCloseIndices(result);
-    FreeExecutorState(estate);
-    ExecClearTuple(slot);
-}
+enum { OpInsert, OpUpdate, OpDelete, OpTruncate };
 
 struct Event {
-    const char* op;
+    int op;
     Datum record_key, old_values, new_values, excluded_changed;
     bool key_null, old_null, new_null, excluded_null;
 };
 
 void write_event(const TriggerInfo* info, const Event& event)
 {
-    TimestampTz now = GetCurrentTimestamp();
-    AuditTarget target;
-    warden_audit_target(now, &target);
-    Relation parent = target.parent;
-    check_audit_log_layout(parent);
     if (!client_addr_known)
         load_client_addr();
 
-    Datum values[audit_log_natts];
-    bool nulls[audit_log_natts] = {};
+    TimestampTz now = GetCurrentTimestamp();
+    Datum values[WARDEN_AUDIT_LOG_NATTS];
+    bool nulls[WARDEN_AUDIT_LOG_NATTS] = {};
     values[0] = TimestampTzGetDatum(now);
-    values[1] = CStringGetTextDatum(event.op);
+    values[1] = op_name(event.op);
     values[2] = ObjectIdGetDatum(info->relid);
-    values[3] = CStringGetTextDatum(info->schema_name);
-    values[4] = CStringGetTextDatum(info->table_name);
+    values[3] = info->schema_name;
+    values[4] = info->table_name;
     values[5] = event.record_key, nulls[5] = event.key_null;
     values[6] = event.old_values, nulls[6] = event.old_null;
     values[7] = event.new_values, nulls[7] = event.new_null;
@@ -424,20 +477,14 @@ void write_event(const TriggerInfo* info, const Event& event)
     values[9] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
     values[10] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
     values[11] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-    values[12] = CStringGetTextDatum(role_name(&session_role, GetSessionUserId()));
-    values[13] = CStringGetTextDatum(role_name(&current_role, GetUserId()));
+    values[12] = role_name(&session_role, GetSessionUserId());
+    values[13] = role_name(&current_role, GetUserId());
     nulls[14] = audit_actor == nullptr || audit_actor[0] == '\0';
-    values[14] = nulls[14] ? (Datum) 0 : CStringGetTextDatum(audit_actor);
+    values[14] = nulls[14] ? (Datum) 0 : setting_text(&actor_text, audit_actor);
     nulls[15] = application_name == nullptr || application_name[0] == '\0';
-    values[15] = nulls[15] ? (Datum) 0 : CStringGetTextDatum(application_name);
+    values[15] = nulls[15] ? (Datum) 0 : setting_text(&application_text, application_name);
     values[16] = client_addr, nulls[16] = client_addr_null;
-
-    HeapTuple tuple = heap_form_tuple(RelationGetDescr(parent), values, nulls);
-    if (target.map != nullptr)
-        tuple = execute_attr_map_tuple(tuple, target.map);
-    insert_into_partition(target, tuple);
-    table_close(target.partition, NoLock);
-    table_close(parent, NoLock);
+    warden_audit_insert(now, values, nulls);
 }
 
 Datum excluded_names(const TriggerInfo* info, TupleDesc desc, const bool* excluded_changed, int count)
@@ -503,6 +550,7 @@ void warden_audit_init(void)
     CacheRegisterRelcacheCallback(invalidate_triggers, (Datum) 0);
     CacheRegisterSyscacheCallback(AUTHOID, forget_role_names, (Datum) 0);
     warden_audit_route_init();
+    warden_audit_insert_init();
     warden_audit_guard_init();
     warden_audit_floor_init();
     warden_audit_seal_init();
@@ -529,11 +577,11 @@ WARDEN_FUNCTION(warden_audit_trigger)
     event.key_null = event.old_null = event.new_null = event.excluded_null = true;
 
     if (by_truncate) {
-        event.op = "TRUNCATE";
+        event.op = OpTruncate;
     } else if (TRIGGER_FIRED_BY_INSERT(tg_event)) {
         TupleTableSlot* slot = trigdata->tg_trigslot;
         slot_getallattrs(slot);
-        event.op = "INSERT";
+        event.op = OpInsert;
         event.new_values = row_json(info, desc, slot, nullptr);
         event.new_null = false;
         if (info->npk > 0)
@@ -541,7 +589,7 @@ WARDEN_FUNCTION(warden_audit_trigger)
     } else if (TRIGGER_FIRED_BY_DELETE(tg_event)) {
         TupleTableSlot* slot = trigdata->tg_trigslot;
         slot_getallattrs(slot);
-        event.op = "DELETE";
+        event.op = OpDelete;
         event.old_values = row_json(info, desc, slot, nullptr);
         event.old_null = false;
         if (info->npk > 0)
@@ -551,7 +599,7 @@ WARDEN_FUNCTION(warden_audit_trigger)
         TupleTableSlot* new_slot = trigdata->tg_newslot;
         slot_getallattrs(old_slot);
         slot_getallattrs(new_slot);
-        event.op = "UPDATE";
+        event.op = OpUpdate;
         if (!diff_update(info, desc, old_slot, new_slot, &event))
             return PointerGetDatum(nullptr);
         if (info->npk > 0)
