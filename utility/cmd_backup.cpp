@@ -395,8 +395,11 @@ int run_restore(const RestoreArgs& a)
     if (!a.table.empty() || !a.into.empty())
         return run_restore_object(a, staging.local(), b);
     bool pitr = walbackups::has_target(a.recovery);
-    if (pitr)
+    std::string wal_key;
+    if (pitr) {
         walbackups::check_restore_target(a.recovery, b, a.standby);
+        wal_key = walbackups::wal_restore_key(a.dir, a.key_file, false);
+    }
     std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     json out = {{"id", b.id}, {"kind", b.kind}};
@@ -417,7 +420,7 @@ int run_restore(const RestoreArgs& a)
         o.quiet = a.quiet || a.json;
         RestoreReport r = restore_backup_chain(staging.local(), b, o);
         if (pitr)
-            out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
+            out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery, wal_key);
         out["target"] = r.target;
         out["files"] = r.files;
         out["bytes"] = r.bytes;
