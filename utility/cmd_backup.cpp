@@ -127,8 +127,6 @@ int run_create(const CreateArgs& a)
     if (!a.key_file.empty() && !a.encrypt)
         throw Error(sqlstate::invalid_parameter_value, "--key-file applies to --encrypt");
     if (a.encrypt) {
-        if (a.logical)
-            throw Error(sqlstate::invalid_parameter_value, "--encrypt applies to physical backups only");
         load_backup_secret(a.key_file);
         req.encrypt = true;
     }
@@ -484,7 +482,7 @@ void add_backup_commands(CLI::App& app)
                 "physical: only the blocks changed since the newest full backup (or --from ID)");
     c->add_option("--from", create.from, "the parent backup of an --incremental or --differential one");
     c->add_flag("--encrypt", create.encrypt,
-                "physical: AES-256-GCM encrypt the archives (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
+                "AES-256-GCM encrypt the stored archives or dump (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
     c->add_option("--key-file", create.key_file, "file holding the key or passphrase for --encrypt");
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");
