@@ -364,6 +364,7 @@ bool Archive::holds_stored_files() const
 
 void Archive::unlock()
 {
+    std::lock_guard<std::mutex> lock(unlock_mu_);
     if (unlocked_)
         return;
     const std::string* secret = backup_secret();

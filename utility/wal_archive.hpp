@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -149,6 +150,8 @@ private:
     bool holds_stored_files() const;
 
     fs::path dir_;
+    // The receiver stores from two threads; the first store of each unlocks.
+    std::mutex unlock_mu_;
     bool unlocked_ = false;
     std::optional<std::string> secret_;
     std::string mac_key_;
