@@ -41,6 +41,9 @@ archive_command = '"$warden" wal push --dir "$dir" --encrypt --key-file "$key" %
 $node->start;
 
 $node->backup('base', backup_options => ['-X', 'none']);
+my ($bok, $bout, $berr) = warden_run('backup', 'create', '--dir', $dir, '-d', $node->connstr('postgres'), '--quiet');
+ok($bok, 'a (plaintext) warden backup beside the encrypted WAL archive') or diag($berr);
+chomp(my $backup_id = $bout);
 $node->safe_psql('postgres',
 	"CREATE TABLE pitr (id int, v text, at timestamptz DEFAULT clock_timestamp())");
 $node->safe_psql('postgres', "INSERT INTO pitr (id, v) SELECT g, 'WAL-MARKER-' || g FROM generate_series(1, 1000) g");
@@ -60,9 +63,9 @@ unlike($marker, qr/\Q$secret\E/, 'and not the key');
 my $stored = slurp("$wal/$last.zst");
 like($stored, qr/^WARDNC01/, 'a segment is stored sealed');
 my @labels = glob("$wal/*.backup");
-is(scalar @labels, 1, 'the backup history file is archived');
-like(slurp($labels[0]), qr/^WARDNC01/, 'sealed as well');
-unlike(slurp($labels[0]), qr/START WAL LOCATION/, 'its text is not readable');
+is(scalar @labels, 2, 'the backup history files of both base backups are archived');
+is(scalar(grep { slurp($_) =~ /^WARDNC01/ } @labels), 2, 'sealed as well');
+is(scalar(grep { slurp($_) =~ /START WAL LOCATION/ } @labels), 0, 'their text is not readable');
 
 my ($ok, $out, $err, $rc) = warden_run('wal', 'verify', '--dir', $dir, '--key-file', $key);
 ok($ok, 'wal verify with the key passes') or diag($out . $err);
@@ -146,6 +149,36 @@ $restored->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 is($restored->safe_psql('postgres', "SELECT count(*), max(id), count(*) FILTER (WHERE v LIKE 'WAL-MARKER-%') FROM pitr"),
 	'1000|1000|1000', 'restore to a time from the encrypted archive has exactly the rows committed before it');
 $restored->stop;
+
+# warden restore --target-time: the backup is plaintext, its WAL archive is not.
+my $by_restore = PostgreSQL::Test::Cluster->new('wal_enc_by_restore');
+my $rtarget = $by_restore->data_dir;
+($ok, $out, $err, $rc) = run_env({ WARDEN_BACKUP_PASSPHRASE => $secret }, 'restore', '--dir', $dir, $backup_id,
+	'--target', $rtarget, '--target-time', $between);
+isnt($rc, 0, 'warden restore with a target needs --key-file for the encrypted WAL archive');
+like($err, qr/is encrypted: give --key-file FILE for restore_command/, 'with the reason');
+ok(!-e "$rtarget/PG_VERSION", 'refused before anything was restored');
+($ok, $out, $err) = warden_run('restore', '--dir', $dir, $backup_id, '--target', $rtarget, '--target-time', $between,
+	'--key-file', $key);
+ok($ok, 'warden restore --target-time --key-file') or diag($err);
+like(slurp("$rtarget/postgresql.auto.conf"), qr/--key-file \Q$key\E %f %p/, 'its restore_command names the key file');
+$by_restore->append_conf('postgresql.conf', 'port = ' . $by_restore->port . "\narchive_mode = off\n");
+$by_restore->start;
+$by_restore->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'recovery did not end';
+is($by_restore->safe_psql('postgres', 'SELECT count(*) FROM pitr'), '1000', 'the rows committed before the target');
+$by_restore->stop;
+
+# Bad input: a missing key file, a damaged encryption.json.
+($ok, $out, $err, $rc) = warden_run('wal', 'push', '--dir', $dir, '--encrypt', '--key-file', "$tmp/nothing.key",
+	"$fetched/$last");
+like($err, qr/^warden: --key-file \S+nothing\.key: no such file$/m, 'a missing key file is refused');
+my $damaged = "$tmp/wal_enc_damaged";
+mkdir $damaged;
+mkdir "$damaged/wal";
+spew("$damaged/wal/encryption.json", '{"method": "rot13"}');
+($ok, $out, $err, $rc) = warden_run('wal', 'fetch', '--dir', $damaged, '--key-file', $key, $last, "$fetched/d");
+is($rc, 126, 'a damaged encryption.json stops recovery');
+like($err, qr/invalid .*encryption\.json: method must be "aes-256-gcm"/, 'naming it');
 
 # The receiver seals the segments it finishes.
 my $rdir = "$tmp/wal_enc_received";
