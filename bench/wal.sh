@@ -7,6 +7,8 @@
 #               under load; a base backup plus `wal recovery-settings --latest` is
 #               restored and the acknowledged commits missing from it are counted
 #               (synchronous: target 0; async: target under one second of commits)
+#   push cost:  `wal push` time per 16 MB segment (pgbench WAL), with and without
+#               --encrypt, medians of PUSH_ROUNDS alternating rounds; PUSH_ONLY=1 stops there
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-10}
@@ -23,6 +25,34 @@ out="$BENCH_WORK/out"
 mkdir -p "$out"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$out"
 pgbench -i -q -s "$SCALE" >/dev/null 2>&1
+
+# Push cost: real segments of the pgbench load, each round into a fresh archive.
+segs="$out/segs"
+mkdir -p "$segs"
+current=$(psql -XAtc 'SELECT pg_walfile_name(pg_current_wal_lsn())')
+for f in $(ls "$data/pg_wal" | grep -E '^[0-9A-F]{24}$' | sort | head -8); do
+  [ "$f" \< "$current" ] && cp "$data/pg_wal/$f" "$segs/"
+done
+nsegs=$(ls "$segs" | wc -l)
+printf 'warden wal push bench key\n' >"$out/push.key"; chmod 600 "$out/push.key"
+push_round() {  # push_round DIR [ARGS]: milliseconds per segment
+  local dir=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  for f in "$segs"/*; do "$WARDEN" wal push --dir "$dir" "$@" "$f" >/dev/null; done
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" -v n="$nsegs" 'BEGIN {printf "%.1f", (b - a) * 1000 / n}'
+}
+plain_ms=() enc_ms=()
+for r in $(seq "${PUSH_ROUNDS:-5}"); do
+  plain_ms+=("$(push_round "$out/push_plain_$r")")
+  enc_ms+=("$(push_round "$out/push_enc_$r" --encrypt --key-file "$out/push.key")")
+  rm -rf "$out/push_plain_$r" "$out/push_enc_$r"
+done
+echo "push ($nsegs segments per round): plain ms/segment ${plain_ms[*]}; encrypted ${enc_ms[*]}"
+ratio_line wal_push_encrypted_vs_plain "$(median "${enc_ms[@]}")" "$(median "${plain_ms[@]}")" ms/segment \
+  "cost of --encrypt (AES-256-GCM + PBKDF2 per file)"
+[ "${PUSH_ONLY:-0}" = 1 ] && exit 0
 
 receiver_pid=
 start_receiver() {  # start_receiver NAME COMMAND...: background, as the server account

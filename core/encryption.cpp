@@ -1,8 +1,10 @@
 #include "encryption.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -178,6 +180,71 @@ std::string FileOpener::open(std::string_view segment)
     ++index_;
     finished_ = last;
     return out;
+}
+
+std::uint64_t sealed_size_bound(std::uint64_t plain)
+{
+    return kEncryptedHeaderSize + (plain / kBufferSegment + 1) * kSegmentOverhead + plain;
+}
+
+std::string seal_buffer(std::string_view secret, std::string_view plain)
+{
+    FileSealer sealer(secret);
+    std::string out = sealer.header();
+    out.reserve(static_cast<std::size_t>(sealed_size_bound(plain.size())));
+    std::size_t pos = 0;
+    do {
+        std::size_t n = std::min(kBufferSegment, plain.size() - pos);
+        out += sealer.seal(plain.substr(pos, n), pos + n == plain.size());
+        pos += n;
+    } while (pos < plain.size());
+    return out;
+}
+
+std::string open_buffer(std::string_view secret, std::string_view sealed, std::uint64_t limit)
+{
+    if (sealed.size() < kEncryptedHeaderSize)
+        throw Error("XX001", "truncated: shorter than an encrypted file's header");
+    FileOpener opener(secret, sealed.substr(0, kEncryptedHeaderSize));
+    std::string out;
+    std::size_t pos = kEncryptedHeaderSize;
+    while (!opener.finished()) {
+        if (sealed.size() - pos < 4)
+            throw Error("XX001", "truncated: the last encrypted segment is missing");
+        bool last = false;
+        std::uint32_t len = FileOpener::segment_length(reinterpret_cast<const unsigned char*>(sealed.data()) + pos, last);
+        if (out.size() + len > limit)
+            throw Error("XX001", "encrypted content of more than " + std::to_string(limit) + " bytes: damaged");
+        if (sealed.size() - pos < kSegmentOverhead + len)
+            throw Error("XX001", "truncated: encrypted segment cut short");
+        out += opener.open(sealed.substr(pos, kSegmentOverhead + len));
+        pos += kSegmentOverhead + len;
+    }
+    if (pos != sealed.size())
+        throw Error("XX001", "data after the last encrypted segment");
+    return out;
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data)
+{
+    unsigned char out[32];
+    unsigned int len = 0;
+    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+              data.size(), out, &len))
+        throw Error(sqlstate::internal_error, "HMAC-SHA256 failed");
+    return hex(out, len);
+}
+
+ArchiveKeys archive_keys(std::string_view secret, const std::string& salt_hex)
+{
+    std::string salt = unhex(salt_hex);
+    unsigned char root[32];
+    derive(secret, reinterpret_cast<const unsigned char*>(salt.data()), salt.size(), root, sizeof root);
+    std::string_view r(reinterpret_cast<const char*>(root), sizeof root);
+    ArchiveKeys k;
+    k.key_check = hmac_sha256_hex(r, "warden wal archive key check").substr(0, 32);
+    k.mac_key = unhex(hmac_sha256_hex(r, "warden wal archive checksums"));
+    return k;
 }
 
 }  // namespace warden

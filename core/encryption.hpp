@@ -62,4 +62,24 @@ private:
 
 bool looks_encrypted(std::string_view first_bytes);
 
+// Whole files held in memory (the WAL archive): the same format, one segment per
+// kBufferSegment bytes of input.
+inline constexpr std::size_t kBufferSegment = 4u << 20;
+std::string seal_buffer(std::string_view secret, std::string_view plain);
+// Opens every segment; throws warden::Error for a wrong key, a changed, cut or extended
+// file, or plaintext of more than `limit` bytes (refused before it is decrypted).
+std::string open_buffer(std::string_view secret, std::string_view sealed, std::uint64_t limit);
+// The largest sealed size of `plain` bytes: what a reader may accept before opening.
+std::uint64_t sealed_size_bound(std::uint64_t plain);
+
+// An encrypted WAL archive's keys, from one PBKDF2 of the secret with the archive's salt:
+// a key check to record (hex) and a key for the checksums of its files, so that they tell
+// nothing about the plaintext and bind each file to its name.
+struct ArchiveKeys {
+    std::string key_check;
+    std::string mac_key;
+};
+ArchiveKeys archive_keys(std::string_view secret, const std::string& salt_hex);
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
+
 }  // namespace warden

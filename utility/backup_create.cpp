@@ -17,6 +17,7 @@ BackupInfo create_backup(const BackupRequest& req)
         o.level = req.level;
         o.jobs = req.jobs;
         o.quiet = req.quiet;
+        o.encrypt = req.encrypt;
         return create_logical_backup(o);
     }
     PhysicalBackupOptions o;

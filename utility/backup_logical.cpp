@@ -6,9 +6,11 @@
 #include <thread>
 
 #include "backup_common.hpp"
+#include "backup_key.hpp"
 #include "connection.hpp"
 #include "error.hpp"
 #include "process.hpp"
+#include "sealed_dump.hpp"
 #include "version.hpp"
 
 namespace fs = std::filesystem;
@@ -118,12 +120,15 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
     }
     info.original_bytes = std::stoull(single_value(conn, "SELECT pg_catalog.pg_database_size(current_database())"));
 
+    if (opts.encrypt)
+        start_encrypting(info);
     BackupFolder folder = start_backup_folder(opts.dir);
     info.id = folder.id;
     if (info.label.empty())
         info.label = "warden " + info.id;
     try {
-        reserve_private_dir(folder, "dump");
+        if (!opts.encrypt)
+            reserve_private_dir(folder, "dump");
         reserve_private_file(folder, "globals.sql");
         const auto& env = client.env();
         const auto& fds = client.inherit_fds();
@@ -136,8 +141,18 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
         // are saved (a few catalog reads, outside any snapshot anyway), and this connection
         // counts rows in the same snapshot: pg_dump keeps both cores busy, so everything
         // else pg_warden does runs beside it rather than after it.
+        // Encrypted: one custom-format stream (pg_dump -Fd -j writes files of its own);
+        // --no-sync, since a pipe cannot be fsynced (the sealed file is).
+        std::vector<std::string> sealed_dump = {"pg_dump", "-Fc", "--no-sync", "--snapshot", snapshot, "-Z",
+                                                std::to_string(info.compression_level), "-d", client.conninfo()};
         {
-            RunningProcess pg_dump(dump, env, "", fds);
+            std::unique_ptr<RunningProcess> pg_dump;
+            std::unique_ptr<SealedDumpWriter> sealed;
+            if (opts.encrypt)
+                sealed = std::make_unique<SealedDumpWriter>(sealed_dump, env, fds,
+                                                            folder.partial + "/" + kSealedDumpFile);
+            else
+                pg_dump = std::make_unique<RunningProcess>(dump, env, "", fds);
             // Without superuser rights pg_authid is closed: save the roles without passwords.
             if (run_process(globals, env, "", fds).exit_code != 0) {
                 globals.push_back("--no-role-passwords");
@@ -146,7 +161,10 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
             // Parallel workers would only compete with pg_dump for the same two cores.
             conn.exec("SET LOCAL max_parallel_workers_per_gather = 0");
             info.row_counts = count_rows(conn);
-            pg_dump.wait_checked();
+            if (sealed)
+                sealed->wait_checked();
+            else
+                pg_dump->wait_checked();
         }
         throw_if_interrupted();
         conn.exec("COMMIT");
@@ -163,7 +181,8 @@ BackupInfo create_logical_backup(const LogicalBackupOptions& opts)
             info.files.push_back({name, size, file_sha256(path)});
             info.stored_bytes += size;
         }
-        fsync_dir(folder.partial + "/dump");
+        if (!opts.encrypt)
+            fsync_dir(folder.partial + "/dump");
     } catch (...) {
         discard_backup_folder(folder);
         throw;
@@ -180,7 +199,10 @@ void verify_logical_backup(const std::string& backup_path, const BackupInfo& inf
     // pg_restore --list reads only the table of contents; writing the whole script to
     // /dev/null decompresses and parses every data file.
     try {
-        run_checked({"pg_restore", "-f", "/dev/null", backup_path + "/dump"});
+        if (!info.encryption_salt.empty())
+            run_on_sealed_dump({"pg_restore", "-f", "/dev/null"}, backup_path);
+        else
+            run_checked({"pg_restore", "-f", "/dev/null", backup_path + "/dump"});
     } catch (const Error& e) {
         throw Error("XX001", std::string("dump: ") + e.what(), e.detail());
     }
@@ -209,14 +231,20 @@ LogicalRestoreReport restore_logical_backup(const std::string& backup_path, cons
                     {}, "Restore into an empty database, or pass --clean to drop its objects first.");
 
     ClientConnection client(conn->get());
-    std::vector<std::string> argv = {"pg_restore", "-j", std::to_string(default_jobs(opts.jobs)), "--exit-on-error",
-                                     "-d", client.conninfo()};
+    bool sealed = !info.encryption_salt.empty();
+    // A sealed dump reaches pg_restore through a pipe, which it reads in one pass.
+    std::vector<std::string> argv = {"pg_restore", "-j", std::to_string(sealed ? 1 : default_jobs(opts.jobs)),
+                                     "--exit-on-error", "-d", client.conninfo()};
     if (opts.clean) {
         argv.push_back("--clean");
         argv.push_back("--if-exists");
     }
-    argv.push_back(backup_path + "/dump");
-    run_checked(argv, client.env(), "", client.inherit_fds());
+    if (sealed) {
+        run_on_sealed_dump(argv, backup_path, client.env(), "", client.inherit_fds());
+    } else {
+        argv.push_back(backup_path + "/dump");
+        run_checked(argv, client.env(), "", client.inherit_fds());
+    }
 
     LogicalRestoreReport report;
     auto restored = count_rows(*conn);

@@ -15,6 +15,9 @@ struct LogicalBackupOptions {
     int level = 6;
     int jobs = 0;
     bool quiet = false;
+    // Sealed with the loaded backup secret: pg_dump -Fc through a pipe into dump.enc
+    // (sealed_dump.hpp) instead of -Fd -j N; restored without -j (pg_restore reads a pipe).
+    bool encrypt = false;
 };
 
 // pg_dump -Fd -j N from a snapshot exported by a REPEATABLE READ transaction that also

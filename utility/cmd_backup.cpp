@@ -127,8 +127,6 @@ int run_create(const CreateArgs& a)
     if (!a.key_file.empty() && !a.encrypt)
         throw Error(sqlstate::invalid_parameter_value, "--key-file applies to --encrypt");
     if (a.encrypt) {
-        if (a.logical)
-            throw Error(sqlstate::invalid_parameter_value, "--encrypt applies to physical backups only");
         load_backup_secret(a.key_file);
         req.encrypt = true;
     }
@@ -395,8 +393,11 @@ int run_restore(const RestoreArgs& a)
     if (!a.table.empty() || !a.into.empty())
         return run_restore_object(a, staging.local(), b);
     bool pitr = walbackups::has_target(a.recovery);
-    if (pitr)
+    std::string wal_key;
+    if (pitr) {
         walbackups::check_restore_target(a.recovery, b, a.standby);
+        wal_key = walbackups::wal_restore_key(a.dir, a.key_file, false);
+    }
     std::string path = staging.local() + "/" + a.id;
     double t0 = monotonic_seconds();
     json out = {{"id", b.id}, {"kind", b.kind}};
@@ -417,7 +418,7 @@ int run_restore(const RestoreArgs& a)
         o.quiet = a.quiet || a.json;
         RestoreReport r = restore_backup_chain(staging.local(), b, o);
         if (pitr)
-            out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery);
+            out["recovery_target"] = walbackups::apply_restore_target(r.target, a.dir, a.recovery, wal_key);
         out["target"] = r.target;
         out["files"] = r.files;
         out["bytes"] = r.bytes;
@@ -481,7 +482,7 @@ void add_backup_commands(CLI::App& app)
                 "physical: only the blocks changed since the newest full backup (or --from ID)");
     c->add_option("--from", create.from, "the parent backup of an --incremental or --differential one");
     c->add_flag("--encrypt", create.encrypt,
-                "physical: AES-256-GCM encrypt the archives (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
+                "AES-256-GCM encrypt the stored archives or dump (key from --key-file or $WARDEN_BACKUP_PASSPHRASE)");
     c->add_option("--key-file", create.key_file, "file holding the key or passphrase for --encrypt");
     c->add_flag("--json", create.json, "print the result as JSON");
     c->add_flag("--quiet", create.quiet, "no progress or summary, only the ID");

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <new>
 
+#include "backup_key.hpp"
 #include "commands.hpp"
 #include "error.hpp"
 #include "recovery_settings.hpp"
@@ -23,8 +24,34 @@ using walarchive::Archive;
 
 struct WalOptions {
     std::string dir;
+    std::string key_file;
+    bool encrypt = false;
     bool json = false;
 };
+
+// The key of an encrypted archive comes from a file or the environment, never argv.
+void add_key_option(CLI::App* cmd, WalOptions& o)
+{
+    cmd->add_option("--key-file", o.key_file,
+                    "key of an encrypted WAL archive (else $WARDEN_BACKUP_PASSPHRASE)");
+}
+
+void add_encrypt_options(CLI::App* cmd, WalOptions& o)
+{
+    cmd->add_flag("--encrypt", o.encrypt,
+                  "AES-256-GCM encrypt the archive (its first file creates wal/encryption.json; key from "
+                  "--key-file or $WARDEN_BACKUP_PASSPHRASE)");
+    add_key_option(cmd, o);
+}
+
+void load_wal_key(const WalOptions& o)
+{
+    if (o.encrypt)
+        load_backup_secret(o.key_file);
+    else
+        load_backup_secret_if_any(o.key_file);
+    walarchive::request_encryption(o.encrypt, !o.key_file.empty());
+}
 
 void add_dir_option(CLI::App* cmd, WalOptions& o)
 {
@@ -48,9 +75,11 @@ void add_push(CLI::App& wal)
     auto* cmd = wal.add_subcommand(
         "push", "archive one file from pg_wal (archive_command = 'warden wal push --dir BACKUPS %p')");
     add_dir_option(cmd, *o);
+    add_encrypt_options(cmd, *o);
     cmd->add_option("file", *source, "path of the WAL file (%p)")->required();
     on_run(cmd, [o, source] {
         fs::path dir = require_dir(*o);
+        load_wal_key(*o);
         auto outcome = repo::is_remote(dir.string())
                            ? repo::wal_push(*repo::open_repository(dir.string()), *source)
                            : Archive(dir).push(*source);
@@ -88,11 +117,13 @@ void add_fetch(CLI::App& wal)
     auto* cmd = wal.add_subcommand(
         "fetch", "restore one WAL file (restore_command = 'warden wal fetch --dir BACKUPS %f %p')");
     add_dir_option(cmd, *o);
+    add_key_option(cmd, *o);
     cmd->add_option("name", *name, "name of the WAL file (%f)")->required();
     cmd->add_option("dest", *dest, "where to write it (%p)")->required();
     on_run(cmd, [o, name, dest] {
         try {
             fs::path dir = require_dir(*o);
+            load_wal_key(*o);
             if (repo::is_remote(dir.string()))
                 repo::wal_fetch(*repo::open_repository(dir.string()), *name, *dest);
             else
@@ -123,6 +154,7 @@ void add_receive(CLI::App& wal, ConnectionOptions& conn)
     auto* cmd = wal.add_subcommand(
         "receive", "stream WAL continuously from a physical replication slot into BACKUPS/wal");
     add_dir_option(cmd, *o);
+    add_encrypt_options(cmd, *o);
     add_connection_option(cmd, conn);
     cmd->add_option("--slot", r->slot,
                     fmt::format("permanent physical slot, created if absent (default {})",
@@ -144,6 +176,10 @@ void add_receive(CLI::App& wal, ConnectionOptions& conn)
         if (repo::is_remote(r->backup_dir.string()))
             throw Error(sqlstate::invalid_parameter_value,
                         "wal receive writes to a local folder only; archive to s3:// with wal push");
+        // Finished segments are stored through the archive's own encryption; a wrong or
+        // missing key is refused now, not at the first finished segment.
+        load_wal_key(*o);
+        Archive(r->backup_dir).unlock();
         r->conninfo = conn.conninfo;
         r->status_interval_ms = static_cast<int>(*status_s * 1000);
         return walreceiver::run(*r);
@@ -156,8 +192,10 @@ void add_verify(CLI::App& wal)
     auto* cmd = wal.add_subcommand(
         "verify", "check every archived file's checksum and that no segment is missing");
     add_dir_option(cmd, *o);
+    add_key_option(cmd, *o);
     on_run(cmd, [o] {
         fs::path dir = require_dir(*o);
+        load_wal_key(*o);
         walarchive::VerifyReport report;
         std::size_t backups_checked = 0;
         if (repo::is_remote(dir.string())) {
@@ -256,11 +294,14 @@ void add_recovery_settings(CLI::App& wal)
         "write restore_command, the recovery target and recovery.signal into a restored data "
         "directory");
     add_dir_option(cmd, *o);
+    cmd->add_option("--key-file", o->key_file,
+                    "key file of an encrypted WAL archive: restore_command passes its path to wal fetch");
     cmd->add_option("-D,--pgdata", *datadir, "data directory of the restored cluster")->required();
     add_target_options(cmd, *t);
     on_run(cmd, [o, t, datadir] {
         fs::path dir = require_dir(*o);
-        recovery::write_recovery_settings(*datadir, dir, *t, recovery::self_executable());
+        std::string key = walbackups::wal_restore_key(dir.string(), o->key_file, true);
+        recovery::write_recovery_settings(*datadir, dir, *t, recovery::self_executable(), key);
         if (o->json)
             std::cout << nlohmann::json{{"pgdata", *datadir}, {"target", recovery::describe(*t)}}.dump()
                       << "\n";

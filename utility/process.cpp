@@ -37,7 +37,8 @@ std::string find_pg_program(const std::string& name)
 }
 
 RunningProcess::RunningProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                               const std::string& stdout_path, const std::vector<int>& inherit_fds)
+                               const std::string& stdout_path, const std::vector<int>& inherit_fds,
+                               int stdin_fd)
 {
     std::string program = argv.at(0).find('/') == std::string::npos ? find_pg_program(argv[0]) : argv[0];
     name_ = argv[0].substr(argv[0].rfind('/') == std::string::npos ? 0 : argv[0].rfind('/') + 1);
@@ -57,6 +58,8 @@ RunningProcess::RunningProcess(const std::vector<std::string>& argv, const std::
         if (out >= 0)
             ::dup2(out, STDOUT_FILENO);
         ::dup2(errpipe[1], STDERR_FILENO);
+        if (stdin_fd >= 0)
+            ::dup2(stdin_fd, STDIN_FILENO);
         for (int fd : inherit_fds)
             ::fcntl(fd, F_SETFD, 0);
         std::vector<char*> args;

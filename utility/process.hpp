@@ -26,10 +26,12 @@ ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::string& stdout_path = "", const std::vector<int>& inherit_fds = {});
 
 // A program started in the background: wait() collects it like run_process does.
+// stdin_fd >= 0 becomes its standard input (else it inherits ours).
 class RunningProcess {
 public:
     RunningProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                   const std::string& stdout_path = "", const std::vector<int>& inherit_fds = {});
+                   const std::string& stdout_path = "", const std::vector<int>& inherit_fds = {},
+                   int stdin_fd = -1);
     ~RunningProcess();  // waits if the caller did not (no zombie, no orphan)
     RunningProcess(const RunningProcess&) = delete;
     RunningProcess& operator=(const RunningProcess&) = delete;

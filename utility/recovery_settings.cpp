@@ -98,7 +98,7 @@ void validate(const Target& t)
 }
 
 void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir, const Target& t,
-                             const fs::path& warden_bin)
+                             const fs::path& warden_bin, const std::string& key_file)
 {
     validate(t);
     // Run as root on a cluster the server account owns, every file in the data directory
@@ -118,11 +118,13 @@ void write_recovery_settings(const fs::path& datadir, const fs::path& backup_dir
             if (!is_recovery_line(line))
                 kept.push_back(line);
     }
-    std::string command = fmt::format("{} wal fetch --dir {} %f %p",
+    // A key file's path only: the key itself never enters the configuration or argv.
+    std::string command = fmt::format("{} wal fetch --dir {}{} %f %p",
                                       shell_quote(fs::absolute(warden_bin).string()),
                                       shell_quote(s3::is_s3_url(backup_dir.string())
                                                       ? backup_dir.string()
-                                                      : fs::absolute(backup_dir).string()));
+                                                      : fs::absolute(backup_dir).string()),
+                                      key_file.empty() ? "" : " --key-file " + shell_quote(key_file));
     kept.push_back("# recovery settings written by warden");
     kept.push_back("restore_command = " + conf_quote(command));
     kept.push_back("recovery_target_timeline = 'latest'");

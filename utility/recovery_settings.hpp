@@ -32,10 +32,11 @@ void validate(const Target& target);
 
 // Rewrites postgresql.auto.conf in `datadir` without earlier restore_command and
 // recovery_target* lines, appends the new ones, and creates recovery.signal.
-// `warden_bin` is the utility recovery will run (absolute path).
+// `warden_bin` is the utility recovery will run (absolute path); a non-empty `key_file`
+// (absolute) is passed to `wal fetch` as --key-file for an encrypted archive.
 void write_recovery_settings(const std::filesystem::path& datadir,
                              const std::filesystem::path& backup_dir, const Target& target,
-                             const std::filesystem::path& warden_bin);
+                             const std::filesystem::path& warden_bin, const std::string& key_file = {});
 
 // The absolute path of the running `warden` executable.
 std::filesystem::path self_executable();

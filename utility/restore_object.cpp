@@ -9,6 +9,7 @@
 #include "connection.hpp"
 #include "error.hpp"
 #include "process.hpp"
+#include "sealed_dump.hpp"
 
 namespace warden {
 
@@ -68,13 +69,17 @@ void check_target_empty(Connection& target, const std::string& table, const std:
                     {}, "Create an empty database for it: createdb NAME.");
 }
 
-void load_into(Connection& target, const std::vector<std::string>& restore_args)
+// With sealed_backup, the dump is that backup folder's dump.enc, opened into a pipe.
+void load_into(Connection& target, const std::vector<std::string>& restore_args, const std::string& sealed_backup = {})
 {
     ClientConnection client(target.get());
     std::vector<std::string> argv = {"pg_restore", "--exit-on-error", "--no-owner", "--no-privileges", "-d",
                                      client.conninfo()};
     argv.insert(argv.end(), restore_args.begin(), restore_args.end());
-    run_checked(argv, client.env(), "", client.inherit_fds());
+    if (!sealed_backup.empty())
+        run_on_sealed_dump(argv, sealed_backup, client.env(), "", client.inherit_fds());
+    else
+        run_checked(argv, client.env(), "", client.inherit_fds());
 }
 
 // A table alone lands in its schema, created when the target lacks it (pg_dump -t does
@@ -166,8 +171,12 @@ ObjectRestoreReport restore_object(const std::string& dir, const BackupInfo& inf
             create_schema(target, schema);
             args = {"-n", schema, "-t", name};
         }
-        args.push_back(dir + "/" + info.id + "/dump");
-        load_into(target, args);
+        if (info.encryption_salt.empty()) {
+            args.push_back(dir + "/" + info.id + "/dump");
+            load_into(target, args);
+        } else {
+            load_into(target, args, dir + "/" + info.id);
+        }
         compare_counts(expected, target, table);
         report.rows = expected;
         return report;

@@ -19,13 +19,18 @@
 #include <new>
 #include <set>
 
+#include "backup_key.hpp"
 #include "checksum.hpp"
+#include "encryption.hpp"
 #include "error.hpp"
 
 namespace warden::walarchive {
 
 namespace {
 constexpr const char* kIdentityFile = "archive.json";
+
+bool g_encrypt = false;
+bool g_key_file_given = false;
 
 [[noreturn]] void throw_errno(const std::string& what, const fs::path& p)
 {
@@ -145,32 +150,6 @@ std::optional<std::string> recorded_checksum(const fs::path& stored)
     return hex;
 }
 
-// The uncompressed content of a stored file: a segment has exactly seg_size bytes, a
-// timeline's last .partial at most that, a text file at most kTextFileLimit.
-std::string content_of_fd(int fd, const fs::path& stored, std::uint64_t seg_size)
-{
-    std::string n = stored.filename().string();
-    if (!is_compressed(n))
-        return read_fd_bounded(fd, stored, kTextFileLimit);
-    std::string raw = read_fd_bounded(fd, stored, ZSTD_compressBound(seg_size));
-    std::string out = zstd_decompress(raw, seg_size, stored.string());
-    bool partial = wal::classify(n.substr(0, n.size() - 4)) == wal::FileKind::partial_segment;
-    if (!partial && out.size() != seg_size)
-        throw Error(sqlstate::data_exception, "\"" + stored.string() + "\" holds " +
-                                                  std::to_string(out.size()) + " bytes, not the segment size " +
-                                                  std::to_string(seg_size));
-    return out;
-}
-
-std::string content_of(const fs::path& stored, std::uint64_t seg_size)
-{
-    auto f = open_existing(stored);
-    if (!f)
-        throw NotFound(stored.filename().string() + " is not in the archive " +
-                       stored.parent_path().string());
-    return content_of_fd((*f)->fd, stored, seg_size);
-}
-
 void write_all(int fd, const char* data, std::size_t len, const fs::path& p)
 {
     while (len > 0) {
@@ -185,6 +164,14 @@ void write_all(int fd, const char* data, std::size_t len, const fs::path& p)
     }
 }
 }  // namespace
+
+void request_encryption(bool encrypt, bool key_file_given)
+{
+    g_encrypt = encrypt;
+    g_key_file_given = key_file_given;
+}
+
+bool encryption_requested() { return g_encrypt; }
 
 fs::path backup_dir_from(const std::string& option)
 {
@@ -312,10 +299,184 @@ Archive::Archive(const fs::path& backup_dir, bool create) : dir_(backup_dir / "w
                                  "\": " + (ec ? ec.message() : "not a directory"));
 }
 
+namespace {
+struct Marker {
+    std::string salt, key_check;
+};
+
+// encryption.json, validated; nullopt when the archive is not encrypted.
+std::optional<Marker> read_marker(const fs::path& dir)
+{
+    fs::path p = dir / kEncryptionFile;
+    auto f = open_existing(p);
+    if (!f)
+        return std::nullopt;
+    auto j = nlohmann::json::parse(read_fd_bounded((*f)->fd, p, 4096), nullptr, false);
+    auto hex_field = [&](const char* k, std::size_t len) {
+        auto it = j.is_object() ? j.find(k) : j.end();
+        if (it == j.end() || !it->is_string() || it->get<std::string>().size() != len ||
+            it->get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
+            throw Error(sqlstate::data_exception, "invalid " + p.string() + ": " + k + " must be " +
+                                                      std::to_string(len) + " hex digits");
+        return it->get<std::string>();
+    };
+    if (!j.is_object() || j.value("method", "") != "aes-256-gcm")
+        throw Error(sqlstate::data_exception, "invalid " + p.string() + ": method must be \"aes-256-gcm\"");
+    return Marker{hex_field("salt", 32), hex_field("key_check", 32)};
+}
+
+// Durable and exclusive: written under a temporary name, fsynced, then linked to its
+// name, which fails if another push created it first. Returns false then.
+bool create_marker(const fs::path& dir, const std::string& text)
+{
+    fs::path tmp = dir / (std::string(kEncryptionFile) + ".tmp." + std::to_string(::getpid()));
+    write_file_durably(dir, tmp.filename().string(), text);
+    fs::path final_path = dir / kEncryptionFile;
+    int rc = ::link(tmp.c_str(), final_path.c_str());
+    int e = errno;
+    ::unlink(tmp.c_str());
+    if (rc != 0 && e == EEXIST)
+        return false;
+    errno = e;
+    if (rc != 0)
+        throw_errno("could not create", final_path);
+    fsync_path(dir, true);
+    return true;
+}
+}  // namespace
+
+bool Archive::encrypted() const { return fs::exists(dir_ / kEncryptionFile); }
+
+bool Archive::holds_stored_files() const
+{
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        std::string n = entry.path().filename().string();
+        if (n.find(".tmp") != std::string::npos)
+            continue;
+        if (ends_with(n, ".zst"))
+            n.resize(n.size() - 4);
+        auto kind = wal::classify(n);
+        if (kind == wal::FileKind::segment || kind == wal::FileKind::history || kind == wal::FileKind::backup_label)
+            return true;
+    }
+    return false;
+}
+
+void Archive::unlock()
+{
+    std::lock_guard<std::mutex> lock(unlock_mu_);
+    if (unlocked_)
+        return;
+    const std::string* secret = backup_secret();
+    auto marker = read_marker(dir_);
+    if (!marker && g_encrypt) {
+        if (!secret)
+            throw Error(sqlstate::invalid_parameter_value, "--encrypt needs a key: --key-file FILE or WARDEN_BACKUP_PASSPHRASE");
+        if (holds_stored_files())
+            throw Error(sqlstate::object_not_in_prerequisite_state,
+                        "the WAL archive " + dir_.string() +
+                            " already holds unencrypted files: start an encrypted archive in a new backup folder");
+        Marker m;
+        m.salt = random_hex(16);
+        m.key_check = archive_keys(*secret, m.salt).key_check;
+        nlohmann::json j = {{"method", "aes-256-gcm"}, {"salt", m.salt}, {"key_check", m.key_check}};
+        if (!create_marker(dir_, j.dump(2) + "\n"))
+            marker = read_marker(dir_);  // another push was first: its key must be ours
+        else
+            marker = m;
+    }
+    if (marker) {
+        if (!secret)
+            throw Error(sqlstate::invalid_parameter_value,
+                        "the WAL archive " + dir_.string() +
+                            " is encrypted: give --key-file FILE or set WARDEN_BACKUP_PASSPHRASE");
+        ArchiveKeys keys = archive_keys(*secret, marker->salt);
+        if (keys.key_check != marker->key_check)
+            throw Error(sqlstate::invalid_parameter_value,
+                        "wrong key for the WAL archive " + dir_.string() +
+                            ": it was encrypted with another key or passphrase");
+        secret_ = *secret;
+        mac_key_ = keys.mac_key;
+    } else if (g_key_file_given) {
+        throw Error(sqlstate::invalid_parameter_value,
+                    "the WAL archive " + dir_.string() +
+                        " is not encrypted (no encryption.json) but --key-file was given; to encrypt a new "
+                        "archive, push with --encrypt");
+    }
+    unlocked_ = true;
+}
+
+std::string Archive::digest(const std::string& name, const std::string& bytes) const
+{
+    if (!secret_)
+        return sha256_hex(bytes);
+    std::string data = name;
+    data += '\0';
+    data += bytes;
+    return hmac_sha256_hex(mac_key_, data);
+}
+
+std::string Archive::encode(const std::string& stored, const std::string& bytes) const
+{
+    std::string out = is_compressed(stored) ? zstd_compress(bytes) : bytes;
+    return secret_ ? seal_buffer(*secret_, out) : out;
+}
+
+// The uncompressed, decrypted content of a stored file: a segment has exactly seg_size
+// bytes, a timeline's last .partial at most that, a text file at most kTextFileLimit.
+std::string Archive::content_fd(int fd, const fs::path& stored, std::uint64_t seg_size)
+{
+    unlock();
+    std::string n = stored.filename().string();
+    bool compressed = is_compressed(n);
+    std::uint64_t plain_limit = compressed ? ZSTD_compressBound(seg_size) : kTextFileLimit;
+    std::string raw = read_fd_bounded(fd, stored, secret_ ? sealed_size_bound(plain_limit) : plain_limit);
+    if (secret_) {
+        if (!looks_encrypted(raw))
+            throw Error(sqlstate::data_exception,
+                        "\"" + stored.string() + "\" is not encrypted, in an encrypted archive");
+        try {
+            raw = open_buffer(*secret_, raw, plain_limit);
+        } catch (const Error& e) {
+            throw Error(sqlstate::data_exception, "\"" + stored.string() + "\": " + e.what());
+        }
+    } else if (looks_encrypted(raw)) {
+        throw Error(sqlstate::data_exception, "\"" + stored.string() + "\" is encrypted, but the archive has no " +
+                                                  kEncryptionFile);
+    }
+    if (!compressed)
+        return raw;
+    std::string out = zstd_decompress(raw, seg_size, stored.string());
+    bool partial = wal::classify(n.substr(0, n.size() - 4)) == wal::FileKind::partial_segment;
+    if (!partial && out.size() != seg_size)
+        throw Error(sqlstate::data_exception, "\"" + stored.string() + "\" holds " +
+                                                  std::to_string(out.size()) + " bytes, not the segment size " +
+                                                  std::to_string(seg_size));
+    return out;
+}
+
+std::string Archive::content(const fs::path& stored, std::uint64_t seg_size)
+{
+    auto f = open_existing(stored);
+    if (!f)
+        throw NotFound(stored.filename().string() + " is not in the archive " +
+                       stored.parent_path().string());
+    return content_fd((*f)->fd, stored, seg_size);
+}
+
+std::string Archive::read_text(const std::string& name)
+{
+    auto kind = wal::classify(name);
+    if (kind != wal::FileKind::history && kind != wal::FileKind::backup_label)
+        throw Error(sqlstate::invalid_parameter_value, "\"" + name + "\" is not a history file name");
+    return content(dir_ / name, segment_size());
+}
+
 PushOutcome Archive::push(const fs::path& source)
 {
     std::string name = source.filename().string();
     stored_name(name);  // rejects an unexpected name before reading anything
+    unlock();
     std::string bytes = read_file(source);
     if (wal::classify(name) == wal::FileKind::segment && !identity())
         record_identity("", bytes.size());
@@ -325,23 +486,24 @@ PushOutcome Archive::push(const fs::path& source)
 PushOutcome Archive::store(const std::string& name, const std::string& bytes)
 {
     std::string stored = stored_name(name);
-    std::string hex = sha256_hex(bytes);
+    unlock();
+    std::string hex = digest(name, bytes);
     fs::path target = dir_ / stored;
     if (fs::exists(target)) {
         auto recorded = recorded_checksum(target);
-        std::string existing = recorded ? *recorded : sha256_hex(content_of(target, segment_size()));
+        std::string existing = recorded ? *recorded : digest(name, content(target, segment_size()));
         if (existing == hex)
             return PushOutcome::already_present;
         std::string aside = stored + ".conflict-" + hex.substr(0, 12);
         write_file_durably(dir_, aside + ".sha256", checksum_line(hex, name));
-        write_file_durably(dir_, aside, is_compressed(stored) ? zstd_compress(bytes) : bytes);
+        write_file_durably(dir_, aside, encode(stored, bytes));
         throw Error(sqlstate::object_not_in_prerequisite_state,
                     name + " is already archived with different content (sha256 " +
                         existing.substr(0, 12) + "..., new " + hex.substr(0, 12) +
                         "...); the new copy is kept as " + aside);
     }
     write_file_durably(dir_, stored + ".sha256", checksum_line(hex, name));
-    write_file_durably(dir_, stored, is_compressed(stored) ? zstd_compress(bytes) : bytes);
+    write_file_durably(dir_, stored, encode(stored, bytes));
     return PushOutcome::stored;
 }
 
@@ -383,16 +545,22 @@ void Archive::fetch(const std::string& name, const fs::path& dest)
     std::string stored = stored_name(name);
     // Read first: a damaged archive.json stops recovery even for a history file.
     const std::uint64_t seg = segment_size();
+    // A wrong or missing key stops recovery even for a file that is not archived.
+    unlock();
     const bool segment = wal::classify(name) == wal::FileKind::segment;
     fs::path source = dir_ / stored;
     std::string bytes;
     if (auto f = open_existing(source)) {
-        bytes = content_of_fd((*f)->fd, source, seg);
+        try {
+            bytes = content_fd((*f)->fd, source, seg);
+        } catch (const Error& e) {
+            throw Error(e.sqlstate(), "refusing " + name + ": " + e.what());
+        }
         auto recorded = recorded_checksum(source);
         if (!recorded)
             throw Error(sqlstate::data_exception,
                         "refusing " + name + ": its checksum file " + stored + ".sha256 is missing");
-        std::string hex = sha256_hex(bytes);
+        std::string hex = digest(name, bytes);
         if (hex != *recorded)
             throw Error(sqlstate::data_exception,
                         "refusing " + name + ": checksum mismatch (recorded " +
@@ -584,15 +752,16 @@ bool Archive::has_history(wal::TimeLine tli) const
     return fs::exists(dir_ / wal::history_name(tli));
 }
 
-std::string Archive::read_history(wal::TimeLine tli) const
+std::string Archive::read_history(wal::TimeLine tli)
 {
-    return content_of(dir_ / wal::history_name(tli), segment_size());
+    return content(dir_ / wal::history_name(tli), segment_size());
 }
 
 VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts)
 {
     VerifyReport report;
     std::uint64_t seg = segment_size();
+    unlock();
 
     std::set<std::string> names;
     for (const auto& entry : fs::directory_iterator(dir_))
@@ -615,7 +784,7 @@ VerifyReport Archive::verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn
         }
         std::string hex;
         try {
-            hex = sha256_hex(content_of(dir_ / n, seg));
+            hex = digest(logical, content(dir_ / n, seg));
         } catch (const std::exception& e) {
             report.problems.push_back({n, e.what()});
             continue;

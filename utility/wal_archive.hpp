@@ -8,6 +8,8 @@
 //   <segment>.partial.zst   a timeline's last, unfinished segment (+ .sha256)
 //   <tli>.history, <segment>.<offset>.backup   kept as they are (+ .sha256)
 //   archive.json            system identifier and segment size, written once
+//   encryption.json         only in an encrypted archive: salt and key check, created
+//                           once (O_EXCL) by the first `wal push --encrypt`
 //   receiver.lock           held (flock) by the one running receiver
 //
 // Every file is written under a temporary name, fsynced, renamed, and the directory
@@ -17,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +29,15 @@
 namespace warden::walarchive {
 
 namespace fs = std::filesystem;
+
+// How the command was asked to treat encryption (docs/backup.md, "Encryption at rest"),
+// set once by `wal push|fetch|verify|receive|recovery-settings` after loading the secret
+// (backup_key.hpp). An archive with encryption.json needs that secret for any content;
+// `encrypt` creates encryption.json in an archive that holds no file yet; a key given by
+// --key-file to an archive without encryption.json is refused (never a silent downgrade).
+void request_encryption(bool encrypt, bool key_file_given);
+bool encryption_requested();
+inline constexpr const char* kEncryptionFile = "encryption.json";
 
 // The folder given by --dir, else $WARDEN_BACKUP_DIR; throws a usage-style error if neither.
 fs::path backup_dir_from(const std::string& option);
@@ -97,6 +109,13 @@ public:
     // LSNs of kept backups (with their timeline); empty means from the oldest segment.
     VerifyReport verify(const std::vector<std::pair<wal::TimeLine, wal::Lsn>>& starts);
 
+    // Checks the key against encryption.json (or creates it, see request_encryption) before
+    // any content is read or written; every method that touches content calls it.
+    void unlock();
+    bool encrypted() const;
+    // The content of a timeline history or backup history file, decrypted and bounded.
+    std::string read_text(const std::string& name);
+
     // Segment size and system identifier recorded by the first receiver or push; the
     // default size when archive.json does not exist yet. A damaged archive.json throws.
     std::uint64_t segment_size() const;
@@ -110,7 +129,7 @@ public:
     std::optional<std::pair<wal::SegmentId, std::uint64_t>> live_partial() const;
     bool has_history(wal::TimeLine tli) const;
     ArchiveStatus status() const;
-    std::string read_history(wal::TimeLine tli) const;
+    std::string read_history(wal::TimeLine tli);
 
 private:
     struct Identity {
@@ -121,7 +140,21 @@ private:
     // or 2^40); nullopt when there is none yet. Anything invalid throws a one-line error.
     const std::optional<Identity>& identity() const;
 
+    // SHA-256 of the content, or in an encrypted archive HMAC-SHA256 of the name and the
+    // content under the archive's checksum key.
+    std::string digest(const std::string& name, const std::string& bytes) const;
+    // Stored form: compressed (for .zst names), then sealed in an encrypted archive.
+    std::string encode(const std::string& stored, const std::string& bytes) const;
+    std::string content(const fs::path& stored, std::uint64_t seg_size);
+    std::string content_fd(int fd, const fs::path& stored, std::uint64_t seg_size);
+    bool holds_stored_files() const;
+
     fs::path dir_;
+    // The receiver stores from two threads; the first store of each unlocks.
+    std::mutex unlock_mu_;
+    bool unlocked_ = false;
+    std::optional<std::string> secret_;
+    std::string mac_key_;
     mutable bool identity_loaded_ = false;
     mutable std::optional<Identity> identity_;
 };

@@ -3,11 +3,13 @@
 #include <fmt/core.h>
 
 #include <cstdio>
-#include <fstream>
+#include <sstream>
 #include <optional>
 #include <string>
 
+#include "backup_key.hpp"
 #include "catalog_files.hpp"
+#include "repo/repository.hpp"
 #include "error.hpp"
 #include "wal_archive.hpp"
 #include "wal_prune.hpp"
@@ -17,16 +19,12 @@ namespace warden::walbackups {
 namespace fs = std::filesystem;
 
 namespace {
-// "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" from a backup history file.
-std::optional<std::pair<wal::TimeLine, wal::Lsn>> read_backup_history(const fs::path& p)
+// "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" from a backup history
+// file, read through the archive (no link followed, bounded, decrypted when encrypted).
+std::optional<std::pair<wal::TimeLine, wal::Lsn>> read_backup_history(walarchive::Archive& archive,
+                                                                       const std::string& name)
 {
-    // The server writes a few hundred bytes; anything near this is damage, not a file to read.
-    constexpr std::uintmax_t kLimit = 64 * 1024;
-    std::error_code ec;
-    if (fs::is_symlink(p, ec) || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > kLimit)
-        throw Error(sqlstate::data_exception, "\"" + p.string() + "\" is not a backup history file " +
-                                                  "(a symlink, not a regular file, or larger than 64 kB)");
-    std::ifstream in(p);
+    std::istringstream in(archive.read_text(name));
     const std::string key = "START WAL LOCATION: ";
     for (std::string line; std::getline(in, line);) {
         if (line.rfind(key, 0) != 0)
@@ -69,9 +67,10 @@ std::vector<std::pair<wal::TimeLine, wal::Lsn>> kept_backup_starts(const fs::pat
     fs::path wal_dir = backup_dir / "wal";
     if (!fs::is_directory(wal_dir))
         return out;
+    walarchive::Archive archive(backup_dir);
     for (const auto& e : fs::directory_iterator(wal_dir))
         if (wal::classify(e.path().filename().string()) == wal::FileKind::backup_label)
-            if (auto start = read_backup_history(e.path()))
+            if (auto start = read_backup_history(archive, e.path().filename().string()))
                 out.push_back(*start);
     auto system = archive_system(backup_dir.string());
     for (const auto& b : load_catalog(backup_dir.string()).backups)
@@ -96,10 +95,41 @@ void check_restore_target(const recovery::Target& t, const BackupInfo& b, bool s
                     "--standby and a recovery target exclude each other");
 }
 
-std::string apply_restore_target(const std::string& datadir, const std::string& backup_dir,
-                                 const recovery::Target& t)
+std::string wal_restore_key(const std::string& backup_dir, const std::string& key_file, bool for_wal_only)
 {
-    recovery::write_recovery_settings(datadir, backup_dir, t, recovery::self_executable());
+    std::optional<repo::Scratch> scratch;
+    fs::path dir = backup_dir;
+    if (repo::is_remote(backup_dir)) {
+        scratch.emplace();
+        fs::create_directory(scratch->path() / "wal");
+        repo::open_repository(backup_dir)->download(std::string("wal/") + walarchive::kEncryptionFile,
+                                                    scratch->path() / "wal" / walarchive::kEncryptionFile);
+        dir = scratch->path();
+    } else if (!fs::is_directory(dir / "wal")) {
+        return for_wal_only && !key_file.empty() ? fs::absolute(key_file).string() : "";
+    }
+    walarchive::Archive archive(dir);
+    if (!archive.encrypted()) {
+        if (for_wal_only && !key_file.empty())
+            throw Error(sqlstate::invalid_parameter_value,
+                        "the WAL archive of " + backup_dir + " is not encrypted: --key-file applies to encrypted archives");
+        return "";
+    }
+    if (key_file.empty())
+        throw Error(sqlstate::invalid_parameter_value,
+                    "the WAL archive of " + backup_dir +
+                        " is encrypted: give --key-file FILE for restore_command (a passphrase in the "
+                        "environment does not reach the server)");
+    load_backup_secret(key_file);
+    walarchive::request_encryption(false, true);
+    archive.unlock();
+    return fs::absolute(key_file).string();
+}
+
+std::string apply_restore_target(const std::string& datadir, const std::string& backup_dir,
+                                 const recovery::Target& t, const std::string& wal_key_file)
+{
+    recovery::write_recovery_settings(datadir, backup_dir, t, recovery::self_executable(), wal_key_file);
     return recovery::describe(t);
 }
 

@@ -81,3 +81,30 @@ TEST_CASE("key checks tell keys apart")
     CHECK(key_check("one", salt) != key_check("two", salt));
     CHECK(key_check("one", salt) != key_check("one", random_hex(16)));
 }
+
+TEST_CASE("whole buffers seal in segments and open within a limit")
+{
+    std::string plain(kBufferSegment * 2 + 5, 'w');
+    std::string file = seal_buffer("k", plain);
+    CHECK(file.size() <= sealed_size_bound(plain.size()));
+    CHECK(open_buffer("k", file, plain.size()) == plain);
+    CHECK(open_buffer("k", seal_buffer("k", ""), 10).empty());
+    CHECK_THROWS_WITH(open_buffer("k", file, plain.size() - 1), Catch::Contains("more than"));
+    CHECK_THROWS_WITH(open_buffer("other", file, plain.size()), Catch::Contains("does not authenticate"));
+    std::string cut = file.substr(0, file.size() - 1);
+    CHECK_THROWS_WITH(open_buffer("k", cut, plain.size()), Catch::Contains("truncated"));
+    CHECK_THROWS_WITH(open_buffer("k", file + "x", plain.size()), Catch::Contains("after the last"));
+    file[kEncryptedHeaderSize + kSegmentOverhead + kBufferSegment + 100] ^= 1;
+    CHECK_THROWS_WITH(open_buffer("k", file, plain.size()), Catch::Contains("segment 1 does not authenticate"));
+}
+
+TEST_CASE("a WAL archive's keys depend on the secret and the salt")
+{
+    std::string salt = random_hex(16);
+    auto a = archive_keys("k", salt);
+    CHECK(a.key_check == archive_keys("k", salt).key_check);
+    CHECK(a.key_check != archive_keys("k2", salt).key_check);
+    CHECK(a.key_check != archive_keys("k", random_hex(16)).key_check);
+    CHECK(a.mac_key.size() == 32);
+    CHECK(hmac_sha256_hex(a.mac_key, "x") != hmac_sha256_hex(archive_keys("k2", salt).mac_key, "x"));
+}

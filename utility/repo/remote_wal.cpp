@@ -36,7 +36,7 @@ void upload_new(Repository& repo, const fs::path& dir, const std::set<std::strin
             names.push_back(n);
     }
     auto rank = [](const std::string& n) {
-        if (n == "archive.json")
+        if (n == "archive.json" || n == walarchive::kEncryptionFile)
             return 0;
         return n.size() > 7 && n.compare(n.size() - 7, 7, ".sha256") == 0 ? 1 : 2;
     };
@@ -54,9 +54,24 @@ walarchive::PushOutcome wal_push(Repository& repo, const fs::path& source)
     Scratch scratch;
     walarchive::Archive archive(scratch.path());
     std::set<std::string> before;
-    for (const std::string& n : {std::string("archive.json"), stored + ".sha256", stored})
+    for (const std::string& n : {std::string("archive.json"), std::string(walarchive::kEncryptionFile),
+                                 stored + ".sha256", stored})
         if (repo.download(kWal + n, archive.dir() / n))
             before.insert(n);
+    // The first encrypted push: the scratch holds one name only, so the bucket is asked
+    // whether the archive already holds files (that would stay in the clear).
+    if (walarchive::encryption_requested() && !before.count(walarchive::kEncryptionFile))
+        for (const auto& o : repo.list(kWal)) {
+            std::string n = o.key.substr(std::char_traits<char>::length(kWal));
+            if (n.size() > 4 && n.compare(n.size() - 4, 4, ".zst") == 0)
+                n.resize(n.size() - 4);
+            auto kind = wal::classify(n);
+            if (kind == wal::FileKind::segment || kind == wal::FileKind::history ||
+                kind == wal::FileKind::backup_label)
+                throw Error(sqlstate::object_not_in_prerequisite_state,
+                            "the WAL archive " + repo.describe() +
+                                "/wal already holds unencrypted files: start an encrypted archive in a new prefix");
+        }
     // A checksum without its data is what an interrupted push leaves: push again.
     if (before.count(stored + ".sha256") && !before.count(stored)) {
         fs::remove(archive.dir() / (stored + ".sha256"));
@@ -79,6 +94,9 @@ void wal_fetch(Repository& repo, const std::string& name, const fs::path& dest)
     Scratch scratch;
     walarchive::Archive archive(scratch.path());
     repo.download(std::string(kWal) + "archive.json", archive.dir() / "archive.json");
+    repo.download(std::string(kWal) + walarchive::kEncryptionFile, archive.dir() / walarchive::kEncryptionFile);
+    // A wrong or missing key stops recovery, also for a file that is not archived.
+    archive.unlock();
     if (!repo.download(kWal + stored, archive.dir() / stored))
         throw walarchive::NotFound(name + " is not in the archive " + repo.describe() + "/wal");
     repo.download(kWal + stored + ".sha256", archive.dir() / (stored + ".sha256"));
