@@ -40,14 +40,15 @@ IncrementalParent load_incremental_parent(const std::string& dir, const Incremen
                                           const std::string& system_identifier)
 {
     CatalogListing listing = load_catalog(dir);
+    const std::string& where = req.catalog_name.empty() ? dir : req.catalog_name;
     const BackupInfo* parent = nullptr;
     if (!req.from_id.empty()) {
         for (const auto& b : listing.backups)
             if (b.id == req.from_id)
                 parent = &b;
         if (!parent)
-            throw Error(sqlstate::invalid_parameter_value, "--from " + req.from_id + ": no such backup in " + dir, {},
-                        "warden backup list --dir " + dir + " shows the backups.");
+            throw Error(sqlstate::invalid_parameter_value, "--from " + req.from_id + ": no such backup in " + where, {},
+                        "warden backup list --dir " + where + " shows the backups.");
         if (parent->kind != "physical")
             throw Error(sqlstate::invalid_parameter_value, "--from " + req.from_id + ": not a physical backup");
         if (req.differential && !parent->parent.empty())
@@ -69,6 +70,8 @@ IncrementalParent load_incremental_parent(const std::string& dir, const Incremen
     IncrementalParent p;
     p.info = *parent;
     p.start_lsn = parse_lsn(parent->start_lsn);
+    if (req.fetch_parent_manifest)
+        req.fetch_parent_manifest(parent->id);
     BackupManifest manifest = read_backup_manifest(dir + "/" + parent->id, *parent);
     for (const auto& f : manifest.files())
         p.sizes[f.path] = f.size;

@@ -4,6 +4,7 @@
 // SHA-256 each in incremental.json (core/block_map.hpp).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -23,6 +24,11 @@ inline constexpr const char* kBlocksArchiveBase = "blocks.tar";
 struct IncrementalRequest {
     bool differential = false;  // against the newest full backup instead of the newest backup
     std::string from_id;        // an explicit parent
+    // The catalog as the user named it (s3://...), for messages; empty: the folder itself.
+    std::string catalog_name;
+    // Called with the chosen parent's ID before its backup_manifest is read: a remote
+    // repository brings that file into the local stand-in of the catalog.
+    std::function<void(const std::string&)> fetch_parent_manifest;
 };
 
 // The parent as the stream filter needs it: its start LSN and the size of every file it has.

@@ -118,12 +118,19 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "--from needs --incremental or --differential");
     if (a.logical && (a.incremental || a.differential))
         throw Error(sqlstate::invalid_parameter_value, "incremental and differential backups are physical only");
-    if ((a.incremental || a.differential) && staging.remote())
-        throw Error(sqlstate::invalid_parameter_value,
-                    "incremental and differential backups to s3:// are not supported yet", {},
-                    "Take a full backup to the bucket, or the incremental one to a local folder.");
-    if (a.incremental || a.differential)
-        req.incremental = IncrementalRequest{a.differential, a.from};
+    if (a.incremental || a.differential) {
+        req.incremental = IncrementalRequest{};
+        req.incremental->differential = a.differential;
+        req.incremental->from_id = a.from;
+        if (staging.remote()) {
+            // The parent is chosen from the bucket's catalog; of the parent only its
+            // backup_manifest is needed (the sizes of its files), not its archives.
+            req.incremental->catalog_name = a.dir;
+            req.incremental->fetch_parent_manifest = [&staging](const std::string& id) {
+                staging.fetch_file(id, "backup_manifest");
+            };
+        }
+    }
     if (!a.key_file.empty() && !a.encrypt)
         throw Error(sqlstate::invalid_parameter_value, "--key-file applies to --encrypt");
     if (a.encrypt) {
@@ -136,6 +143,8 @@ int run_create(const CreateArgs& a)
         throw Error(sqlstate::invalid_parameter_value, "zstd --level must be between 1 and 19");
 
     staging.check_access();
+    if (req.incremental)
+        staging.fetch_catalog();
     BackupInfo b = create_backup(req);
     staging.publish(b.id);
     note(record_backup_in_database(a.conn.conninfo, b), a.quiet);

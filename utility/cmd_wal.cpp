@@ -8,6 +8,7 @@
 #include <new>
 
 #include "backup_key.hpp"
+#include "checksum.hpp"
 #include "commands.hpp"
 #include "error.hpp"
 #include "recovery_settings.hpp"
@@ -146,6 +147,26 @@ void add_fetch(CLI::App& wal)
     });
 }
 
+// The receiver's local folder for a remote repository: it must outlive the process,
+// since the server's slot moves on once a segment is durable here (not yet pushed).
+fs::path receive_staging(const std::string& url, const std::string& given, bool create)
+{
+    if (!given.empty()) {
+        if (repo::is_remote(given))
+            throw Error(sqlstate::invalid_parameter_value, "--staging must be a local folder");
+        return given;
+    }
+    const char* home = std::getenv("HOME");
+    if (!home || !*home)
+        throw Error(sqlstate::invalid_parameter_value, "HOME is not set: give --staging DIR");
+    fs::path p = fs::path(home) / ".local/state/warden/wal-receive" / sha256_hex(url).substr(0, 16);
+    if (create) {
+        fs::create_directories(p);
+        fs::permissions(p, fs::perms::owner_all, fs::perm_options::replace);
+    }
+    return p;
+}
+
 void add_receive(CLI::App& wal, ConnectionOptions& conn)
 {
     auto o = std::make_shared<WalOptions>();
@@ -171,15 +192,31 @@ void add_receive(CLI::App& wal, ConnectionOptions& conn)
         ->check(CLI::Range(1, 60000));
     cmd->add_flag("--no-loop", r->no_loop, "exit on a connection failure instead of retrying");
     cmd->add_flag("-v,--verbose", r->verbose, "log every archived segment");
-    on_run(cmd, [o, r, status_s, &conn] {
-        r->backup_dir = require_dir(*o);
-        if (repo::is_remote(r->backup_dir.string()))
-            throw Error(sqlstate::invalid_parameter_value,
-                        "wal receive writes to a local folder only; archive to s3:// with wal push");
+    auto staging = std::make_shared<std::string>();
+    cmd->add_option("--staging", *staging,
+                    "with --dir s3://: local folder for the live segment and segments not yet "
+                    "pushed (default: ~/.local/state/warden/wal-receive/<hash of the URL>)");
+    on_run(cmd, [o, r, status_s, staging, &conn] {
+        fs::path dir = require_dir(*o);
+        std::shared_ptr<repo::Repository> remote;
+        if (repo::is_remote(dir.string())) {
+            remote = repo::open_repository(dir.string());
+            remote->list("wal/archive.json");  // wrong credentials or bucket: say so now
+            r->backup_dir = receive_staging(dir.string(), *staging, true);
+            r->ship_target = remote->describe();
+            r->ship = [remote](const std::string& name, const std::string& bytes) {
+                repo::wal_push_bytes(*remote, name, bytes);
+            };
+        } else {
+            if (!staging->empty())
+                throw Error(sqlstate::invalid_parameter_value, "--staging applies to --dir s3://... only");
+            r->backup_dir = dir;
+        }
         // Finished segments are stored through the archive's own encryption; a wrong or
         // missing key is refused now, not at the first finished segment.
         load_wal_key(*o);
-        Archive(r->backup_dir).unlock();
+        if (!remote)
+            Archive(r->backup_dir).unlock();
         r->conninfo = conn.conninfo;
         r->status_interval_ms = static_cast<int>(*status_s * 1000);
         return walreceiver::run(*r);
@@ -246,13 +283,28 @@ void add_status(CLI::App& wal)
     auto* cmd = wal.add_subcommand(
         "status", "newest archived segment and its age, the receiver's live segment, receiver running");
     add_dir_option(cmd, *o);
-    on_run(cmd, [o] {
+    auto staging = std::make_shared<std::string>();
+    cmd->add_option("--staging", *staging,
+                    "with --dir s3://: the receiver's local folder (default as for wal receive)");
+    on_run(cmd, [o, staging] {
         fs::path dir = require_dir(*o);
-        if (repo::is_remote(dir.string()))
-            throw Error(sqlstate::invalid_parameter_value,
-                        "wal status reads a local folder only; use wal verify for s3://");
-        Archive archive(dir, false);
-        auto st = archive.status();
+        walarchive::ArchiveStatus st;
+        if (repo::is_remote(dir.string())) {
+            st = repo::wal_status(*repo::open_repository(dir.string()));
+            // The live segment and the receiver are on this machine, if anywhere.
+            fs::path local = receive_staging(dir.string(), *staging, false);
+            if (fs::exists(local / "wal")) {
+                auto live = Archive(local, false).status();
+                st.live_partial = live.live_partial;
+                st.live_partial_age_seconds = live.live_partial_age_seconds;
+                st.receiver_running = live.receiver_running;
+                st.receiver_pid = live.receiver_pid;
+            }
+        } else {
+            if (!staging->empty())
+                throw Error(sqlstate::invalid_parameter_value, "--staging applies to --dir s3://... only");
+            st = Archive(dir, false).status();
+        }
         if (o->json) {
             std::cout << nlohmann::json{{"newest_segment", st.newest_segment},
                                         {"newest_age_seconds", st.newest_age_seconds},

@@ -156,7 +156,10 @@ private:
 // be reported at once while zstd and SHA-256 run here.
 class Compressor {
 public:
-    Compressor(Archive& archive, bool verbose) : ar_(archive), verbose_(verbose), thread_([this] { loop(); }) {}
+    Compressor(Archive& archive, const Options& o)
+        : ar_(archive), verbose_(o.verbose), ship_(o.ship), target_(o.ship_target), thread_([this] { loop(); })
+    {
+    }
     ~Compressor()
     {
         {
@@ -202,11 +205,24 @@ private:
             try {
                 compress(name);
             } catch (const std::exception& e) {
-                std::lock_guard<std::mutex> l(mu_);
-                failure_ = e.what();
-                queue_.clear();
-                return;
+                if (!ship_) {
+                    std::lock_guard<std::mutex> l(mu_);
+                    failure_ = e.what();
+                    queue_.clear();
+                    return;
+                }
+                // The store is unreachable or refuses: the segment stays durable as .ready
+                // (and the slot holds it on the server); try again, streaming goes on.
+                log(fmt::format("could not push {} to {}: {}; retrying in {} s", name, target_, e.what(),
+                                retry_ms_ / 1000.0));
+                std::unique_lock<std::mutex> l(mu_);
+                cv_.wait_for(l, std::chrono::milliseconds(retry_ms_), [&] { return stop_; });
+                retry_ms_ = std::min(retry_ms_ * 2, 30000);
+                if (stop_)
+                    return;  // the .ready files are pushed by the next run
+                continue;
             }
+            retry_ms_ = 1000;
             std::lock_guard<std::mutex> l(mu_);
             queue_.pop_front();
         }
@@ -217,7 +233,10 @@ private:
         fs::path ready = ar_.dir() / (name + ".ready");
         std::string bytes = walarchive::read_file(ready);
         try {
-            ar_.store(name, bytes);
+            if (ship_)
+                ship_(name, bytes);  // into the repository; nothing of it stays here
+            else
+                ar_.store(name, bytes);
         } catch (const Error& e) {
             // A different segment already under this name was set aside by store();
             // anything else (disk full) stops the receiver.
@@ -233,6 +252,9 @@ private:
 
     Archive& ar_;
     bool verbose_;
+    std::function<void(const std::string&, const std::string&)> ship_;
+    std::string target_;
+    int retry_ms_ = 1000;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::string> queue_;
@@ -376,6 +398,9 @@ void Session::ensure_history(wal::TimeLine tli, bool required)
     }
     std::string content(PQgetvalue(raw, 0, 1), static_cast<std::size_t>(PQgetlength(raw, 0, 1)));
     local_io([&] { return ar_.store(wal::history_name(tli), content); });
+    // Kept here too: resume_point() and the next run read the history locally.
+    if (o_.ship)
+        local_io([&] { o_.ship(wal::history_name(tli), content); });
     log(fmt::format("archived {}", wal::history_name(tli)));
 }
 
@@ -562,6 +587,8 @@ void Session::finish_segment(bool partial)
         std::string name = fd_name_ + ".partial";
         try {
             local_io([&] { return ar_.store(name, bytes); });
+            if (o_.ship)
+                local_io([&] { o_.ship(name, bytes); });
         } catch (const LocalFailure& e) {
             if (std::string(e.what()).find("different content") == std::string::npos)
                 throw;
@@ -631,7 +658,7 @@ int run(const Options& o)
     // A file size limit then fails the write (EFBIG) instead of killing the receiver.
     std::signal(SIGXFSZ, SIG_IGN);
 
-    Compressor compressor(archive, o.verbose);
+    Compressor compressor(archive, o);
     // Segments finished but not yet compressed when an earlier run stopped.
     std::vector<std::string> ready;
     for (const auto& e : fs::directory_iterator(archive.dir())) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace warden::walreceiver {
@@ -20,6 +21,12 @@ struct Options {
     int max_retry_delay_ms = 30000;
     bool no_loop = false;           // exit when the connection fails instead of retrying
     bool verbose = false;
+    // A remote repository (s3://): called with each file the receiver finished in its
+    // local folder (a full segment, a timeline's last .partial, a timeline history) to
+    // push it there; a finished segment is then removed locally. Failures are retried
+    // with backoff while streaming goes on into the local folder.
+    std::function<void(const std::string& name, const std::string& bytes)> ship;
+    std::string ship_target;  // the repository, for messages
 };
 
 // Runs until SIGINT/SIGTERM (returns 0) or an error it must not ride out, such as a full

@@ -15,6 +15,12 @@ id=$("$WARDEN" backup create --dir "$url" --quiet)
 "$WARDEN" backup list --dir "$url" | cut -c1-100
 "$WARDEN" backup verify --dir "$url" "$id"
 
+bold "warden backup create --dir $url --incremental: the parent chosen from the bucket"
+psql -X -q -c "UPDATE demo_s3 SET id = id + 1 WHERE id <= 1000"
+inc=$("$WARDEN" backup create --dir "$url" --incremental --quiet)
+"$WARDEN" backup list --dir "$url" | cut -c1-120
+"$WARDEN" backup verify --dir "$url" "$inc"
+
 bold "warden wal push into the bucket, then wal fetch it back (as restore_command would)"
 seg=$(psql -X -At -c "SELECT pg_walfile_name(pg_current_wal_lsn())")
 datadir=$(psql -X -At -c "SHOW data_directory")

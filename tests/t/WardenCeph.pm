@@ -12,7 +12,7 @@ use Exporter 'import';
 use IPC::Run;
 use Time::HiRes qw(time);
 
-our @EXPORT = qw(ceph_missing start_ceph kill_gateway start_gateway s3_put_raw s3_get_raw);
+our @EXPORT = qw(ceph_missing start_ceph kill_gateway start_gateway s3_put_raw s3_get_raw s3_delete_raw);
 
 my $script = $ENV{WARDEN_ROOT} . '/tests/harness/ceph.sh';
 my $dir;
@@ -69,6 +69,18 @@ sub s3_put_raw
 	return IPC::Run::run(
 		[ 'curl', '-sf', '-X', 'PUT', '--aws-sigv4', "aws:amz:$ENV{AWS_REGION}:s3",
 		  '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '-K', '-', '-T', $file,
+		  "$ENV{AWS_ENDPOINT_URL}/$ENV{WARDEN_S3_BUCKET}/$key" ],
+		'<', \"user = \"$ENV{AWS_ACCESS_KEY_ID}:$ENV{AWS_SECRET_ACCESS_KEY}\"\n",
+		'>', '/dev/null');
+}
+
+# Deletes KEY in the bucket behind the utility's back (a lost object).
+sub s3_delete_raw
+{
+	my ($key) = @_;
+	return IPC::Run::run(
+		[ 'curl', '-sf', '-X', 'DELETE', '--aws-sigv4', "aws:amz:$ENV{AWS_REGION}:s3",
+		  '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '-K', '-',
 		  "$ENV{AWS_ENDPOINT_URL}/$ENV{WARDEN_S3_BUCKET}/$key" ],
 		'<', \"user = \"$ENV{AWS_ACCESS_KEY_ID}:$ENV{AWS_SECRET_ACCESS_KEY}\"\n",
 		'>', '/dev/null');

@@ -133,6 +133,21 @@ void Staging::fetch(const std::string& id)
     });
 }
 
+void Staging::fetch_file(const std::string& id, const std::string& name)
+{
+    if (!remote())
+        return;
+    if (!valid_id(id))
+        throw Error(sqlstate::invalid_parameter_value, "unknown backup ID \"" + id + "\"");
+    fs::path dest = fs::path(local_) / id;
+    fs::create_directories(dest);
+    fs::permissions(dest, fs::perms::owner_all, fs::perm_options::replace);
+    if (!repo_->download(id + "/" + name, dest / name))
+        throw Error(sqlstate::object_not_in_prerequisite_state,
+                    "backup " + id + " has no " + name + " in " + repo_->describe(), {},
+                    "warden backup verify --dir " + repo_->describe() + " " + id + " checks the whole backup.");
+}
+
 void Staging::publish(const std::string& id)
 {
     if (!remote())

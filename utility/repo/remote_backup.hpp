@@ -39,6 +39,9 @@ public:
     void fetch_catalog();
     // Remote: the whole backup ID into local()/ID/; unknown IDs throw like load_backup.
     void fetch(const std::string& id);
+    // Remote: one file of backup ID into local()/ID/NAME (the folder made by
+    // fetch_catalog); a missing object throws, naming it.
+    void fetch_file(const std::string& id, const std::string& name);
     // Remote: uploads local()/ID, backup.json last; on failure deletes what it uploaded.
     void publish(const std::string& id);
     // Remote: uploads local()/ID/backup.json again (after verify recorded its result).

@@ -1,6 +1,8 @@
 #include "remote_wal.hpp"
 
 #include <algorithm>
+#include <ctime>
+#include <optional>
 #include <set>
 
 #include "error.hpp"
@@ -86,6 +88,52 @@ walarchive::PushOutcome wal_push(Repository& repo, const fs::path& source)
         upload_new(repo, archive.dir(), before);
         throw;
     }
+}
+
+walarchive::PushOutcome wal_push_bytes(Repository& repo, const std::string& name, const std::string& bytes)
+{
+    stored_name(name);  // refuses a name that is not WAL before anything is written
+    Scratch scratch;
+    walarchive::write_file_durably(scratch.path(), name, bytes);
+    return wal_push(repo, scratch.path() / name);
+}
+
+walarchive::ArchiveStatus wal_status(Repository& repo)
+{
+    auto objects = repo.list(kWal);
+    if (objects.empty())
+        throw walarchive::NotArchive("no WAL archive at " + repo.describe() + "/wal");
+    std::optional<std::uint64_t> seg;
+    if (auto text = repo.read(std::string(kWal) + "archive.json", 1 << 20)) {
+        Scratch scratch;
+        walarchive::Archive archive(scratch.path());
+        walarchive::write_file_durably(archive.dir(), "archive.json", *text);
+        seg = archive.segment_size();
+    }
+    walarchive::ArchiveStatus st;
+    std::optional<wal::SegmentId> newest;
+    std::time_t newest_modified = 0;
+    for (const auto& o : objects) {
+        std::string n = o.key.substr(std::char_traits<char>::length(kWal));
+        if (n.find('/') != std::string::npos)
+            continue;
+        st.stored_bytes += o.size;
+        bool checksum = n.size() > 7 && n.compare(n.size() - 7, 7, ".sha256") == 0;
+        if (n.find(".conflict-") != std::string::npos && !checksum)
+            ++st.conflicts;
+        if (n.size() != 28 || n.compare(24, 4, ".zst") != 0 || wal::classify(n.substr(0, 24)) != wal::FileKind::segment)
+            continue;
+        ++st.segments;
+        auto id = wal::parse_segment_name(n.substr(0, 24), seg.value_or(16u << 20));
+        if (id && (!newest || id->segno > newest->segno || (id->segno == newest->segno && id->tli > newest->tli))) {
+            newest = id;
+            st.newest_segment = n.substr(0, 24);
+            newest_modified = o.modified;
+        }
+    }
+    if (newest)
+        st.newest_age_seconds = std::max<std::int64_t>(0, std::time(nullptr) - newest_modified);
+    return st;
 }
 
 void wal_fetch(Repository& repo, const std::string& name, const fs::path& dest)
