@@ -34,12 +34,10 @@ Oid warden_audit_route(TimestampTz ts, Relation* parent_out);
 void warden_audit_seal_init(void);
 
 // Where the trigger inserts a row logged at ts: the parent and the partition, both locked
-// RowExclusive for the rest of the (sub)transaction, and the conversion from the parent's
-// columns (NULL when none is needed), owned by audit_route.cpp.
+// RowExclusive for the rest of the (sub)transaction.
 struct AuditTarget {
     Oid parent;
     Oid partition;
-    struct TupleConversionMap* map;
 };
 void warden_audit_target(TimestampTz ts, AuditTarget* target);
 

@@ -47,15 +47,17 @@ static_assert(sizeof audit_log_columns / sizeof audit_log_columns[0] == WARDEN_A
               "the trigger fills WARDEN_AUDIT_LOG_NATTS columns");
 
 // What a partition's rows need that outlasts transactions: a slot of the partition's layout
-// and, when its columns differ from the parent's, a copy of the parent's descriptor. Kept
-// for the backend; a relcache invalidation only marks it stale (the next row rebuilds it),
-// so that nothing is freed under a row being inserted.
+// and, when its columns differ from the parent's, the conversion and a copy of the
+// parent's descriptor. Kept for the backend; a relcache invalidation (which opening the
+// indexes or toasting a row may read) only marks it stale, the next row rebuilds it, so
+// that nothing is freed under a row being formed or inserted.
 struct Layout {
     Oid parent_oid;
     Oid partition_oid;
     bool stale;
     TupleTableSlot* slot;    // a slot of the partition's layout
     bool heap_slot;          // slot holds a HeapTuple as it is (a heap partition)
+    TupleConversionMap* map; // from the parent's columns; null when they are the same
     TupleDesc parent_desc;   // for rows that need converting (map != null)
     MemoryContext context;   // child of CacheMemoryContext
 };
@@ -113,7 +115,8 @@ void build_layout(const AuditTarget& target)
     MemoryContext context =
         AllocSetContextCreate(CacheMemoryContext, "pg_warden audit layout", ALLOCSET_SMALL_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
-    if (target.map != nullptr)
+    layout.map = convert_tuples_by_name(RelationGetDescr(parent), RelationGetDescr(partition));
+    if (layout.map != nullptr)
         layout.parent_desc = CreateTupleDescCopy(RelationGetDescr(parent));
     // A heap partition takes the row as a HeapTuple, formed once; any other table AM gets
     // it in a slot of its own kind. A copy of the descriptor: the relcache's is
@@ -299,11 +302,11 @@ void warden_audit_insert(TimestampTz ts, Datum* values, bool* nulls)
     // inserts it as it is.
     TupleTableSlot* slot = layout.slot;
     HeapTuple tuple;
-    if (target.map == nullptr) {
+    if (layout.map == nullptr) {
         tuple = heap_form_tuple(slot->tts_tupleDescriptor, values, nulls);
     } else {
         HeapTuple row = heap_form_tuple(layout.parent_desc, values, nulls);
-        tuple = execute_attr_map_tuple(row, target.map);
+        tuple = execute_attr_map_tuple(row, layout.map);
         heap_freetuple(row);
     }
     inserting = true;

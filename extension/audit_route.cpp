@@ -2,9 +2,9 @@
 // binary search over the parent's partition bounds (kept in the relcache), so that the
 // trigger can insert straight into the partition without planning an INSERT per row.
 //
-// What routing to a partition needs (its bounds, the conversion from the parent's
-// columns) is kept for the backend's lifetime, until the relcache invalidates the parent
-// or the partition; the locks are taken once per transaction. A row whose time falls
+// The partition used last and its bounds are kept for the backend's lifetime, until the
+// relcache invalidates the parent or the partition; the locks are taken once per
+// transaction. (What inserting into the partition needs is audit_insert.cpp's.) A row whose time falls
 // within the bounds of the partition used last costs no lock, no search, no relcache
 // lookup and no allocation.
 #include "audit.h"
@@ -12,7 +12,6 @@
 
 extern "C" {
 #include "access/table.h"
-#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "nodes/makefuncs.h"
@@ -20,7 +19,6 @@ extern "C" {
 #include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
-#include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -31,15 +29,13 @@ namespace {
 // Forgotten whenever the relation is invalidated (dropped with the extension, recreated).
 Oid audit_log_oid = InvalidOid;
 
-// The partition used last, with what inserting into it needs.
+// The partition used last.
 struct Binding {
     Oid parent;
     Oid partition;
     bool bounded;  // a range partition: rows within [lo, hi) go to it without a search
     TimestampTz lo;
     TimestampTz hi;
-    TupleConversionMap* map;
-    MemoryContext context;
 };
 Binding binding = {};
 // This (sub)transaction holds both locks of binding.
@@ -47,8 +43,6 @@ bool locked_in = false;
 
 void forget_binding()
 {
-    if (binding.context != nullptr)
-        MemoryContextDelete(binding.context);
     binding = Binding{};
     locked_in = false;
 }
@@ -179,7 +173,6 @@ void warden_audit_target(TimestampTz ts, AuditTarget* target)
         if (locked_in) {
             target->parent = binding.parent;
             target->partition = binding.partition;
-            target->map = binding.map;
             return;
         }
     }
@@ -187,26 +180,14 @@ void warden_audit_target(TimestampTz ts, AuditTarget* target)
     bool bounded = false;
     TimestampTz lo = 0, hi = 0;
     Oid partition_oid = route(ts, &parent, &bounded, &lo, &hi);
-    if (binding.partition != partition_oid || binding.parent != RelationGetRelid(parent)) {
-        forget_binding();
-        Relation partition = table_open(partition_oid, NoLock);
-        MemoryContext context =
-            AllocSetContextCreate(CacheMemoryContext, "pg_warden audit partition", ALLOCSET_SMALL_SIZES);
-        MemoryContext old = MemoryContextSwitchTo(context);
-        binding.map = convert_tuples_by_name(RelationGetDescr(parent), RelationGetDescr(partition));
-        MemoryContextSwitchTo(old);
-        table_close(partition, NoLock);
-        binding.context = context;
-        binding.parent = RelationGetRelid(parent);
-        binding.partition = partition_oid;
-    }
+    binding.parent = RelationGetRelid(parent);
+    binding.partition = partition_oid;
     binding.bounded = bounded;
     binding.lo = lo;
     binding.hi = hi;
     locked_in = true;
     target->parent = binding.parent;
     target->partition = binding.partition;
-    target->map = binding.map;
     table_close(parent, NoLock);
 }
 

@@ -89,20 +89,14 @@ struct RoleName {
     Datum name;
 };
 
-// The text of a setting's value as of the last row (application_name, warden.actor).
-struct SettingText {
-    char value[NAMEDATALEN];
-    bool known;
-    bool truncated;  // longer than value holds: not cached
-    Datum text;
-};
 
 HTAB* trigger_cache = nullptr;
 char* audit_actor = nullptr;  // warden.actor
 RoleName session_role = {InvalidOid, (Datum) 0};
 RoleName current_role = {InvalidOid, (Datum) 0};
-SettingText actor_text = {};
-SettingText application_text = {};
+// The texts of warden.actor and application_name as of the last row, in TopMemoryContext.
+Datum actor_text = (Datum) 0;
+Datum application_text = (Datum) 0;
 bool client_addr_known = false;
 bool client_addr_null = true;
 Datum client_addr = (Datum) 0;
@@ -404,25 +398,21 @@ Datum role_name(RoleName* memo, Oid role)
     return memo->name;
 }
 
-// value (not empty) as text, the same Datum as long as the value stays the same.
-Datum setting_text(SettingText* memo, const char* value)
+// value as text in TopMemoryContext, the same Datum as long as the value stays the same.
+Datum setting_text(Datum* memo, const char* value)
 {
-    if (memo->known && !memo->truncated && strcmp(memo->value, value) == 0)
-        return memo->text;
-    if (strlen(value) >= sizeof memo->value) {
-        memo->truncated = true;
-        return CStringGetTextDatum(value);
+    size_t len = strlen(value);
+    if (*memo != (Datum) 0) {
+        text* t = DatumGetTextPP(*memo);
+        if (VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), value, len) == 0)
+            return *memo;
+        *memo = (Datum) 0;
+        pfree(t);
     }
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    Datum text = CStringGetTextDatum(value);
+    *memo = CStringGetTextDatum(value);
     MemoryContextSwitchTo(old);
-    if (memo->known && !memo->truncated)
-        pfree(DatumGetPointer(memo->text));
-    strlcpy(memo->value, value, sizeof memo->value);
-    memo->text = text;
-    memo->known = true;
-    memo->truncated = false;
-    return text;
+    return *memo;
 }
 
 Datum op_name(int op)
