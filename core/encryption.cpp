@@ -182,6 +182,26 @@ std::string FileOpener::open(std::string_view segment)
     return out;
 }
 
+bool FileOpener::next(const std::function<std::size_t(char*, std::size_t)>& read, std::string& plain)
+{
+    if (finished_) {
+        char extra;
+        if (read(&extra, 1) != 0)
+            throw Error("XX001", "data after the last encrypted segment");
+        return false;
+    }
+    std::string seg(4, '\0');
+    if (read(seg.data(), 4) != 4)
+        throw Error("XX001", "truncated: the last encrypted segment is missing");
+    bool last = false;
+    std::uint32_t len = segment_length(reinterpret_cast<const unsigned char*>(seg.data()), last);
+    seg.resize(kSegmentOverhead + len);
+    if (read(seg.data() + 4, seg.size() - 4) != seg.size() - 4)
+        throw Error("XX001", "truncated: encrypted segment cut short");
+    plain = open(seg);
+    return true;
+}
+
 std::uint64_t sealed_size_bound(std::uint64_t plain)
 {
     return kEncryptedHeaderSize + (plain / kBufferSegment + 1) * kSegmentOverhead + plain;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,10 @@ public:
     // Opens the next segment (length word + ciphertext + tag); throws warden::Error
     // naming the segment when it does not authenticate.
     std::string open(std::string_view segment);
+    // Reads the next segment through READ (which returns fewer bytes than asked only at
+    // the end of the input) into PLAIN, authenticated; false once the last segment has
+    // been opened and nothing follows it. Throws warden::Error for a cut or extended file.
+    bool next(const std::function<std::size_t(char*, std::size_t)>& read, std::string& plain);
     bool finished() const { return finished_; }
 
 private:

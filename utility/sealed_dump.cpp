@@ -77,22 +77,11 @@ void open_into(const std::string& backup_path, int out)
         if (read_full(fd->get(), header.data(), header.size(), what) != header.size())
             throw Error("XX001", "truncated: shorter than an encrypted file's header");
         FileOpener opener(*secret, header);
-        std::string seg;
-        while (!opener.finished()) {
-            seg.resize(4);
-            if (read_full(fd->get(), seg.data(), 4, what) != 4)
-                throw Error("XX001", "truncated: the last encrypted segment is missing");
-            bool last = false;
-            std::uint32_t len = FileOpener::segment_length(reinterpret_cast<const unsigned char*>(seg.data()), last);
-            seg.resize(kSegmentOverhead + len);
-            if (read_full(fd->get(), seg.data() + 4, seg.size() - 4, what) != seg.size() - 4)
-                throw Error("XX001", "truncated: encrypted segment cut short");
-            if (!write_pipe(out, opener.open(seg)))
+        auto read = [&](char* p, std::size_t n) { return read_full(fd->get(), p, n, what); };
+        std::string plain;
+        while (opener.next(read, plain))
+            if (!write_pipe(out, plain))
                 return;
-        }
-        char extra;
-        if (read_full(fd->get(), &extra, 1, what) != 0)
-            throw Error("XX001", "data after the last encrypted segment");
     } catch (const Error& e) {
         throw Error(e.sqlstate(), std::string(kSealedDumpFile) + ": " + e.what());
     }

@@ -250,21 +250,9 @@ bool ArchiveFileReader::read_input(int fd, std::vector<char>& buf, std::size_t& 
     if (!opener_)
         return read_raw(fd, buf, len);
     try {
-        if (opener_->finished()) {
-            char extra;
-            if (read_exact(fd, &extra, 1) != 0)
-                throw Error("XX001", "data after the last encrypted segment");
+        std::string out;
+        if (!opener_->next([&](char* p, std::size_t n) { return read_exact(fd, p, n); }, out))
             return false;
-        }
-        std::string seg(4, '\0');
-        if (read_exact(fd, seg.data(), 4) != 4)
-            throw Error("XX001", "truncated: the last encrypted segment is missing");
-        bool last = false;
-        std::uint32_t plain = FileOpener::segment_length(reinterpret_cast<const unsigned char*>(seg.data()), last);
-        seg.resize(kSegmentOverhead + plain);
-        if (read_exact(fd, seg.data() + 4, plain + 16) != plain + 16)
-            throw Error("XX001", "truncated inside an encrypted segment");
-        std::string out = opener_->open(seg);
         if (buf.size() < out.size())
             buf.resize(out.size());
         std::memcpy(buf.data(), out.data(), out.size());

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <cstring>
+
 #include <catch2/catch.hpp>
 
 #include "encryption.hpp"
@@ -107,4 +110,33 @@ TEST_CASE("a WAL archive's keys depend on the secret and the salt")
     CHECK(a.key_check != archive_keys("k", random_hex(16)).key_check);
     CHECK(a.mac_key.size() == 32);
     CHECK(hmac_sha256_hex(a.mac_key, "x") != hmac_sha256_hex(archive_keys("k2", salt).mac_key, "x"));
+}
+
+// FileOpener::next, as the readers of sealed backup files and dumps use it.
+std::string read_all(const std::string& secret, const std::string& file)
+{
+    FileOpener o(secret, std::string_view(file).substr(0, kEncryptedHeaderSize));
+    std::size_t pos = kEncryptedHeaderSize;
+    auto read = [&](char* p, std::size_t n) {
+        std::size_t k = std::min(n, file.size() - pos);
+        std::memcpy(p, file.data() + pos, k);
+        pos += k;
+        return k;
+    };
+    std::string out, plain;
+    while (o.next(read, plain))
+        out += plain;
+    return out;
+}
+
+TEST_CASE("a sealed file read segment by segment from a stream")
+{
+    std::string file = sealed("k", {"first", "", "third part"});
+    CHECK(read_all("k", file) == "firstthird part");
+    CHECK_THROWS_WITH(read_all("k", file + "x"), Catch::Contains("after the last"));
+    CHECK_THROWS_WITH(read_all("k", file.substr(0, file.size() - 1)), Catch::Contains("cut short"));
+    std::string two = sealed("k", {"first", "second"});
+    std::string first_only = two.substr(0, kEncryptedHeaderSize + kSegmentOverhead + 5);
+    CHECK_THROWS_WITH(read_all("k", first_only), Catch::Contains("segment is missing"));
+    CHECK_THROWS_WITH(read_all("other", file), Catch::Contains("does not authenticate"));
 }
