@@ -119,6 +119,17 @@ FileKind classify(std::string_view name)
     return FileKind::other;
 }
 
+std::optional<std::pair<TimeLine, Lsn>> backup_history_start(std::string_view name, std::uint64_t seg_size)
+{
+    if (classify(name) != FileKind::backup_label)
+        return std::nullopt;
+    auto id = parse_segment_name(name.substr(0, 24), seg_size);
+    std::uint64_t offset = hex_value(name.substr(25, 8));
+    if (!id || offset >= seg_size)
+        return std::nullopt;
+    return std::make_pair(id->tli, segment_start(id->segno, seg_size) + offset);
+}
+
 std::string history_name(TimeLine tli)
 {
     char buf[24];

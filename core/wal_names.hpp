@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace warden::wal {
@@ -57,6 +58,13 @@ enum class FileKind {
     other,
 };
 FileKind classify(std::string_view name);
+
+// Where the backup that a backup history file describes started, from the file's name
+// alone ("000000010000000000000002.00000028.backup": the start's timeline and segment,
+// then its offset in the segment, as the server's BackupHistoryFileName writes it), so
+// that no content (sealed in an encrypted archive) needs reading. nullopt unless the name
+// is a backup history file's with an offset inside the segment.
+std::optional<std::pair<TimeLine, Lsn>> backup_history_start(std::string_view name, std::uint64_t seg_size);
 
 // Parses a segment name (or the segment part of a .partial/.backup name).
 std::optional<SegmentId> parse_segment_name(std::string_view name, std::uint64_t seg_size);

@@ -345,18 +345,21 @@ bool create_marker(const fs::path& dir, const std::string& text)
 }
 }  // namespace
 
+bool is_stored_wal_file(std::string name)
+{
+    if (ends_with(name, ".zst"))
+        name.resize(name.size() - 4);
+    auto kind = wal::classify(name);
+    return kind == wal::FileKind::segment || kind == wal::FileKind::history || kind == wal::FileKind::backup_label;
+}
+
 bool Archive::encrypted() const { return fs::exists(dir_ / kEncryptionFile); }
 
 bool Archive::holds_stored_files() const
 {
     for (const auto& entry : fs::directory_iterator(dir_)) {
         std::string n = entry.path().filename().string();
-        if (n.find(".tmp") != std::string::npos)
-            continue;
-        if (ends_with(n, ".zst"))
-            n.resize(n.size() - 4);
-        auto kind = wal::classify(n);
-        if (kind == wal::FileKind::segment || kind == wal::FileKind::history || kind == wal::FileKind::backup_label)
+        if (n.find(".tmp") == std::string::npos && is_stored_wal_file(n))
             return true;
     }
     return false;
@@ -462,14 +465,6 @@ std::string Archive::content(const fs::path& stored, std::uint64_t seg_size)
         throw NotFound(stored.filename().string() + " is not in the archive " +
                        stored.parent_path().string());
     return content_fd((*f)->fd, stored, seg_size);
-}
-
-std::string Archive::read_text(const std::string& name)
-{
-    auto kind = wal::classify(name);
-    if (kind != wal::FileKind::history && kind != wal::FileKind::backup_label)
-        throw Error(sqlstate::invalid_parameter_value, "\"" + name + "\" is not a history file name");
-    return content(dir_ / name, segment_size());
 }
 
 PushOutcome Archive::push(const fs::path& source)

@@ -38,6 +38,9 @@ namespace fs = std::filesystem;
 void request_encryption(bool encrypt, bool key_file_given);
 bool encryption_requested();
 inline constexpr const char* kEncryptionFile = "encryption.json";
+// Whether NAME, as stored in an archive (with or without .zst), is a segment, a history
+// file or a backup history file: what an archive holds in the clear or sealed.
+bool is_stored_wal_file(std::string name);
 
 // The folder given by --dir, else $WARDEN_BACKUP_DIR; throws a usage-style error if neither.
 fs::path backup_dir_from(const std::string& option);
@@ -113,8 +116,6 @@ public:
     // any content is read or written; every method that touches content calls it.
     void unlock();
     bool encrypted() const;
-    // The content of a timeline history or backup history file, decrypted and bounded.
-    std::string read_text(const std::string& name);
 
     // Segment size and system identifier recorded by the first receiver or push; the
     // default size when archive.json does not exist yet. A damaged archive.json throws.

@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include <cstdio>
-#include <sstream>
 #include <optional>
 #include <string>
 
@@ -19,33 +18,6 @@ namespace warden::walbackups {
 namespace fs = std::filesystem;
 
 namespace {
-// "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" from a backup history
-// file, read through the archive (no link followed, bounded, decrypted when encrypted).
-std::optional<std::pair<wal::TimeLine, wal::Lsn>> read_backup_history(walarchive::Archive& archive,
-                                                                       const std::string& name)
-{
-    std::istringstream in(archive.read_text(name));
-    const std::string key = "START WAL LOCATION: ";
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind(key, 0) != 0)
-            continue;
-        std::string rest = line.substr(key.size());
-        std::string lsn = rest.substr(0, rest.find(' '));
-        auto file = rest.find("(file ");
-        if (file == std::string::npos)
-            return std::nullopt;
-        auto id = wal::parse_segment_name(rest.substr(file + 6, 24), wal::kDefaultSegmentSize);
-        if (!id)
-            return std::nullopt;
-        try {
-            return std::make_pair(id->tli, wal::parse_lsn(lsn));
-        } catch (const std::exception&) {
-            return std::nullopt;
-        }
-    }
-    return std::nullopt;
-}
-
 // Physical backups whose WAL this archive holds: same system (when the archive knows it).
 bool serves(const BackupInfo& b, const std::optional<std::string>& archive_system)
 {
@@ -67,11 +39,11 @@ std::vector<std::pair<wal::TimeLine, wal::Lsn>> kept_backup_starts(const fs::pat
     fs::path wal_dir = backup_dir / "wal";
     if (!fs::is_directory(wal_dir))
         return out;
-    walarchive::Archive archive(backup_dir);
+    // Backup history files name their start: nothing is read, no key is needed.
+    std::uint64_t seg = walarchive::Archive(backup_dir).segment_size();
     for (const auto& e : fs::directory_iterator(wal_dir))
-        if (wal::classify(e.path().filename().string()) == wal::FileKind::backup_label)
-            if (auto start = read_backup_history(archive, e.path().filename().string()))
-                out.push_back(*start);
+        if (auto start = wal::backup_history_start(e.path().filename().string(), seg))
+            out.push_back(*start);
     auto system = archive_system(backup_dir.string());
     for (const auto& b : load_catalog(backup_dir.string()).backups)
         if (serves(b, system))

@@ -168,6 +168,12 @@ $by_restore->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or d
 is($by_restore->safe_psql('postgres', 'SELECT count(*) FROM pitr'), '1000', 'the rows committed before the target');
 $by_restore->stop;
 
+# backup prune reads no sealed file: backup history files name the start they record.
+ok(scalar(grep { !/\.sha256$/ } glob("$wal/*.backup*")) > 0, 'the backup history file was archived, sealed');
+($ok, $out, $err) = warden_run('backup', 'prune', '--dir', $dir, '--keep-last', '1', '--dry-run');
+ok($ok, 'backup prune --dry-run needs no key for an encrypted WAL archive') or diag($err);
+like($out, qr/\Q$backup_id\E\s+keep/, 'and keeps the backup');
+
 # Bad input: a missing key file, a damaged encryption.json.
 ($ok, $out, $err, $rc) = warden_run('wal', 'push', '--dir', $dir, '--encrypt', '--key-file', "$tmp/nothing.key",
 	"$fetched/$last");

@@ -133,3 +133,18 @@ TEST_CASE("wal: segment sizes are PostgreSQL's powers of two from 1 MB to 1 GB",
     REQUIRE_THROWS_AS(timeline_for_segment(chain, 1, 0), warden::Error);
     REQUIRE_THROWS_AS(first_missing_segment(chain, 0, 1, {}, 0), warden::Error);
 }
+
+TEST_CASE("a backup history file's name gives the backup's start")
+{
+    auto start = backup_history_start("000000020000000100000003.00000028.backup", kDefaultSegmentSize);
+    REQUIRE(start);
+    CHECK(start->first == 2u);
+    CHECK(format_lsn(start->second) == "1/3000028");
+    // 64 MB segments: the offset may reach 64 MB.
+    auto big = backup_history_start("000000010000000000000001.03000000.backup", 64u << 20);
+    REQUIRE(big);
+    CHECK(format_lsn(big->second) == "0/7000000");
+    CHECK_FALSE(backup_history_start("000000010000000000000001.01000000.backup", kDefaultSegmentSize));
+    CHECK_FALSE(backup_history_start("000000010000000000000001", kDefaultSegmentSize));
+    CHECK_FALSE(backup_history_start("00000001.history", kDefaultSegmentSize));
+}

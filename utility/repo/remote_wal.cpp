@@ -64,12 +64,7 @@ walarchive::PushOutcome wal_push(Repository& repo, const fs::path& source)
     // whether the archive already holds files (that would stay in the clear).
     if (walarchive::encryption_requested() && !before.count(walarchive::kEncryptionFile))
         for (const auto& o : repo.list(kWal)) {
-            std::string n = o.key.substr(std::char_traits<char>::length(kWal));
-            if (n.size() > 4 && n.compare(n.size() - 4, 4, ".zst") == 0)
-                n.resize(n.size() - 4);
-            auto kind = wal::classify(n);
-            if (kind == wal::FileKind::segment || kind == wal::FileKind::history ||
-                kind == wal::FileKind::backup_label)
+            if (walarchive::is_stored_wal_file(o.key.substr(std::char_traits<char>::length(kWal))))
                 throw Error(sqlstate::object_not_in_prerequisite_state,
                             "the WAL archive " + repo.describe() +
                                 "/wal already holds unencrypted files: start an encrypted archive in a new prefix");
