@@ -105,8 +105,6 @@ BackupManifest BackupManifest::parse(std::string_view text)
             file.size = f.at("Size").get<std::uint64_t>();
             file.checksum_algorithm = f.value("Checksum-Algorithm", "NONE");
             file.checksum = lowercase(f.value("Checksum", ""));
-            if (f.contains("Last-Modified") && f.at("Last-Modified").is_string())
-                file.mtime = parse_manifest_time(f.at("Last-Modified").get<std::string>());
             if (!m.index_.emplace(file.path, m.files_.size()).second)
                 bad_manifest("duplicate path " + printable(file.path));
             m.files_.push_back(std::move(file));
@@ -130,36 +128,6 @@ const ManifestFile* BackupManifest::find(std::string_view path) const
 {
     auto it = index_.find(std::string(path));
     return it == index_.end() ? nullptr : &files_[it->second];
-}
-
-std::int64_t parse_manifest_time(std::string_view t)
-{
-    // YYYY-MM-DD HH:MM:SS GMT
-    static constexpr std::string_view shape = "dddd-dd-dd dd:dd:dd GMT";
-    if (t.size() != shape.size())
-        return -1;
-    for (std::size_t i = 0; i < t.size(); ++i)
-        if (shape[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != shape[i])
-            return -1;
-    auto num = [&](std::size_t pos, std::size_t len) {
-        std::int64_t v = 0;
-        for (std::size_t i = pos; i < pos + len; ++i)
-            v = v * 10 + (t[i] - '0');
-        return v;
-    };
-    std::int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), s = num(17, 2);
-    static constexpr int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap ? 1 : 0) || h > 23 ||
-        mi > 59 || s > 60)
-        return -1;
-    // Days from the civil date (Howard Hinnant's algorithm), no time zone involved.
-    std::int64_t yy = mo <= 2 ? y - 1 : y;
-    std::int64_t era = yy / 400, yoe = yy - era * 400;
-    std::int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    std::int64_t days = era * 146097 + doe - 719468;
-    return days * 86400 + h * 3600 + mi * 60 + s;
 }
 
 }  // namespace warden

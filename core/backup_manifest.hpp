@@ -18,7 +18,6 @@ struct ManifestFile {
     std::uint64_t size = 0;
     std::string checksum_algorithm;  // "SHA256", "CRC32C", ... or "NONE"
     std::string checksum;            // lowercase hex, empty when NONE
-    std::int64_t mtime = -1;         // Last-Modified, seconds since the epoch; -1 when absent or unreadable
 };
 
 struct ManifestWalRange {
@@ -44,10 +43,6 @@ private:
     std::vector<ManifestWalRange> wal_ranges_;
     std::unordered_map<std::string, std::size_t> index_;
 };
-
-// backup_manifest's "Last-Modified" ("2026-12-05 08:05:00 GMT", always UTC) as seconds
-// since the epoch; -1 when TEXT is not exactly that form or not a valid date.
-std::int64_t parse_manifest_time(std::string_view text);
 
 // Checks "Manifest-Checksum": the SHA-256 of every byte up to and including the newline
 // that precedes the line holding it. Throws warden::Error on mismatch or bad layout.

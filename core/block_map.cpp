@@ -100,14 +100,6 @@ bool block_changed(const unsigned char* page, std::size_t len, std::uint64_t blk
     return page_lsn(page) >= parent_start;
 }
 
-bool unchanged_since_parent(std::uint64_t size, std::int64_t mtime, std::uint64_t parent_size,
-                            std::int64_t parent_mtime, std::int64_t parent_start)
-{
-    if (mtime < 0 || parent_mtime < 0 || parent_start < 0)
-        return false;
-    return size == parent_size && mtime == parent_mtime && mtime < parent_start - 1;
-}
-
 const BlockFile* BlockMap::find(std::string_view path) const
 {
     for (const auto& f : files)

@@ -35,16 +35,6 @@ FileCopy copy_mode_for(std::string_view path);
 bool block_changed(const unsigned char* page, std::size_t len, std::uint64_t blkno,
                    std::uint64_t parent_blocks, Lsn parent_start);
 
-// pgBackRest's rule for skipping a relation file without reading it (the local
-// incremental of docs/backup.md, not yet used by the utility): its size and
-// modification time (whole seconds, the server's clock) equal those the parent recorded,
-// and that time is older than the parent's start less one second. A write after the
-// parent read the file sets its time to at least the parent's start, so to another
-// second; a write in the same second as the parent's read is caught by the margin.
-// Unknown times (-1) never skip.
-bool unchanged_since_parent(std::uint64_t size, std::int64_t mtime, std::uint64_t parent_size,
-                            std::int64_t parent_mtime, std::int64_t parent_start);
-
 // The LSN in a page header (pd_lsn: two native 32-bit halves, high first).
 Lsn page_lsn(const unsigned char* page);
 

@@ -99,15 +99,3 @@ TEST_CASE("LSNs parse, format and name WAL segments", "[lsn]")
     // would not sort that way as text in every locale.
     REQUIRE(parse_lsn("0/A0000000") > parse_lsn("0/9FFFFFFF"));
 }
-
-TEST_CASE("Last-Modified is read as UTC seconds, anything else as unknown")
-{
-    CHECK(warden::parse_manifest_time("1970-01-01 00:00:00 GMT") == 0);
-    CHECK(warden::parse_manifest_time("2026-12-05 08:05:00 GMT") == 1796457900);
-    CHECK(warden::parse_manifest_time("2024-02-29 23:59:59 GMT") == 1709251199);
-    CHECK(warden::parse_manifest_time("2023-02-29 00:00:00 GMT") == -1);
-    CHECK(warden::parse_manifest_time("2026-12-05 08:05:00 UTC") == -1);
-    CHECK(warden::parse_manifest_time("2026-12-05T08:05:00 GMT") == -1);
-    CHECK(warden::parse_manifest_time("2026-13-05 08:05:00 GMT") == -1);
-    CHECK(warden::parse_manifest_time("") == -1);
-}

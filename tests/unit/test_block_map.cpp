@@ -121,20 +121,3 @@ TEST_CASE("block member names")
     CHECK_FALSE(parse_block_member_name("../1", f, b));
     CHECK_FALSE(parse_block_member_name("3", f, b));
 }
-
-TEST_CASE("a file is skipped only when size and time match and the time is before the parent's start less 1 s")
-{
-    const std::int64_t start = 1'700'000'000;
-    CHECK(warden::unchanged_since_parent(8192, start - 10, 8192, start - 10, start));
-    CHECK(warden::unchanged_since_parent(8192, start - 2, 8192, start - 2, start));
-    // Written within the second before the parent started, or while it read: copied.
-    CHECK_FALSE(warden::unchanged_since_parent(8192, start - 1, 8192, start - 1, start));
-    CHECK_FALSE(warden::unchanged_since_parent(8192, start, 8192, start, start));
-    CHECK_FALSE(warden::unchanged_since_parent(8192, start + 5, 8192, start + 5, start));
-    // Another size or time: read.
-    CHECK_FALSE(warden::unchanged_since_parent(16384, start - 10, 8192, start - 10, start));
-    CHECK_FALSE(warden::unchanged_since_parent(8192, start - 9, 8192, start - 10, start));
-    // Unknown times never skip.
-    CHECK_FALSE(warden::unchanged_since_parent(8192, -1, 8192, -1, start));
-    CHECK_FALSE(warden::unchanged_since_parent(8192, start - 10, 8192, start - 10, -1));
-}
