@@ -113,8 +113,9 @@ is($node->safe_psql('copy', 'SELECT count(*) FROM big'), '200000', 'rows restore
 	my $deadline = time + 120;
 	while (time < $deadline)
 	{
+		# The backup's, not a WAL push of the archiver's (wal/...).
 		my $up = s3_get_raw('?prefix=t111%2Fcluster-a%2F&uploads=') // '';
-		if ($up =~ /<UploadId>/) { $seen = 1; last; }
+		if ($up =~ m{<Key>t111/cluster-a/(?!wal/)}) { $seen = 1; last; }
 		sleep 0.05;
 	}
 	ok($seen, 'a multipart upload is in progress');
@@ -128,14 +129,24 @@ is($node->safe_psql('copy', 'SELECT count(*) FROM big'), '200000', 'rows restore
 is(scalar @{ $list->{backups} }, 2, 'the interrupted backup is not listed');
 is(scalar(grep { $_->{reason} =~ /incomplete upload/ } @{ $list->{unusable} }), 1,
 	'its leftovers are shown as an incomplete upload');
+# Every multipart upload the killed gateway left (the backup's, and a WAL push of the
+# archiver's if one was cut off too) is aborted by prune; uploads started later are new.
+my @stray_uploads = ((s3_get_raw('?prefix=t111%2Fcluster-a%2F&uploads=') // '') =~ m{<UploadId>([^<]+)</UploadId>}g);
+ok(scalar @stray_uploads >= 1, 'the interrupted upload left a multipart upload');
+# And one as a wal push killed in the middle leaves it.
+my $wal_stray = s3_start_upload_raw('t111/cluster-a/wal/0000000100000000000000F0.zst');
+ok(defined $wal_stray, 'a stray multipart upload of a WAL segment planted');
+push @stray_uploads, $wal_stray if defined $wal_stray;
 {
 	local $ENV{WARDEN_S3_ABANDONED_AFTER} = 0;
 	my ($pok, $p, $perr) = run_json('backup', 'prune', '--dir', $url, '--keep-last', '5', '--json');
 	ok($pok, 'prune runs') or diag($perr);
 	ok((grep { ($_->{reason} // '') =~ /^abandoned: incomplete upload/ } @{ $p->{decisions} }),
 		'prune removes the abandoned upload');
+	cmp_ok($p->{wal}{aborted_uploads} // 0, '>=', 1, 'and aborts the stray upload of WAL');
 }
-unlike(s3_get_raw('?prefix=t111%2Fcluster-a%2F&uploads=') // '', qr/<UploadId>/, 'no multipart upload is left');
+my $left = s3_get_raw('?prefix=t111%2Fcluster-a%2F&uploads=') // '';
+is(scalar(grep { index($left, "<UploadId>$_</UploadId>") >= 0 } @stray_uploads), 0, 'no multipart upload is left');
 ($lok, $list) = run_json('backup', 'list', '--dir', $url, '--json');
 is(scalar @{ $list->{unusable} }, 0, 'and no partial object');
 

@@ -12,7 +12,7 @@ use Exporter 'import';
 use IPC::Run;
 use Time::HiRes qw(time);
 
-our @EXPORT = qw(ceph_missing start_ceph kill_gateway start_gateway s3_put_raw s3_get_raw s3_delete_raw);
+our @EXPORT = qw(ceph_missing start_ceph kill_gateway start_gateway s3_put_raw s3_get_raw s3_delete_raw s3_start_upload_raw);
 
 my $script = $ENV{WARDEN_ROOT} . '/tests/harness/ceph.sh';
 my $dir;
@@ -72,6 +72,21 @@ sub s3_put_raw
 		  "$ENV{AWS_ENDPOINT_URL}/$ENV{WARDEN_S3_BUCKET}/$key" ],
 		'<', \"user = \"$ENV{AWS_ACCESS_KEY_ID}:$ENV{AWS_SECRET_ACCESS_KEY}\"\n",
 		'>', '/dev/null');
+}
+
+# Starts a multipart upload of KEY and leaves it (what a pusher killed mid-upload
+# leaves); returns its upload ID, or undef.
+sub s3_start_upload_raw
+{
+	my ($key) = @_;
+	my $out = '';
+	IPC::Run::run(
+		[ 'curl', '-sf', '-X', 'POST', '--aws-sigv4', "aws:amz:$ENV{AWS_REGION}:s3",
+		  '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '-K', '-',
+		  "$ENV{AWS_ENDPOINT_URL}/$ENV{WARDEN_S3_BUCKET}/$key?uploads=" ],
+		'<', \"user = \"$ENV{AWS_ACCESS_KEY_ID}:$ENV{AWS_SECRET_ACCESS_KEY}\"\n",
+		'>', \$out) or return undef;
+	return $out =~ m{<UploadId>([^<]+)</UploadId>} ? $1 : undef;
 }
 
 # Deletes KEY in the bucket behind the utility's back (a lost object).

@@ -251,8 +251,23 @@ nlohmann::json prune_remote_wal(Repository& repo, const CatalogListing& listing,
                                 const std::vector<RetentionDecision>& decisions, bool dry_run, bool json)
 {
     auto objects = repo.list("wal/");
+    // A push cut off in a multipart upload (the store or the pusher died) leaves its parts
+    // behind and nothing completes them: those older than WARDEN_S3_ABANDONED_AFTER are
+    // aborted (a push in progress is younger; a later push of the file is an upload of
+    // its own).
+    std::vector<IncompleteUpload> stray;
+    std::time_t now = std::time(nullptr);
+    for (const auto& u : repo.incomplete_uploads("wal/"))
+        if (now - u.initiated >= abandoned_after_seconds())
+            stray.push_back(u);
+    if (!dry_run)
+        for (const auto& u : stray)
+            repo.abort_upload(u);
+    if (!stray.empty() && !json)
+        std::printf("%-20s %-12s %zu unfinished multipart upload(s) of WAL\n", "wal",
+                    dry_run ? "would abort" : "aborted", stray.size());
     if (objects.empty())
-        return nullptr;
+        return stray.empty() ? nlohmann::json(nullptr) : nlohmann::json{{"aborted_uploads", stray.size()}};
     Scratch scratch;
     walarchive::Archive archive(scratch.path());
     repo.download("wal/archive.json", archive.dir() / "archive.json");
@@ -296,7 +311,8 @@ nlohmann::json prune_remote_wal(Repository& repo, const CatalogListing& listing,
     }
     if (!json)
         std::printf("%-20s %-12s %s\n", "wal", "keep", plan.keep_reason.c_str());
-    return {{"ranges", ranges}, {"files", files}, {"bytes", bytes}, {"keep_reason", plan.keep_reason}};
+    return {{"ranges", ranges},       {"files", files}, {"bytes", bytes}, {"keep_reason", plan.keep_reason},
+            {"aborted_uploads", stray.size()}};
 }
 
 }  // namespace warden::repo
